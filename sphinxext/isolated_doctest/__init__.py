@@ -1,0 +1,1 @@
+"""Run Sphinx doctests in fresh, isolated processes."""

@@ -1,0 +1,1 @@
+"""Check cross-references against the intersphinx inventories."""
