@@ -1,0 +1,237 @@
+"""The ``doctest`` builder: collect jobs, run them in children, report as Sphinx does."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from sphinx.builders import Builder
+from sphinx.locale import __
+from sphinx.util.console import bold
+from sphinx.util.display import status_iterator
+
+from sphinxext.isolated_doctest._cache import ResultCache
+from sphinxext.isolated_doctest._collect import collect
+from sphinxext.isolated_doctest._config import Settings
+from sphinxext.isolated_doctest._files import write_json, write_junit
+from sphinxext.isolated_doctest._job import RunSettings
+from sphinxext.isolated_doctest._pool import Executor
+from sphinxext.isolated_doctest._report import Counts, DocumentReport, GroupOutcome
+from sphinxext.isolated_doctest._result import JobResult
+from sphinxext.isolated_doctest._shared import LOGGER
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Set
+
+    from sphinxext.isolated_doctest._job import Job
+
+SLOWEST = 5
+
+
+def _present(job: Job, result: JobResult | None) -> bool:
+    """Whether any group of the job exists once ``:skipif:`` has been applied."""
+    if job.error is not None:
+        return True
+    if result is None:
+        return False
+    return result.fault is not None or any(
+        e["t"] in {"group", "preamble_error"} for e in result.events
+    )
+
+
+def _failed(result: JobResult) -> bool:
+    return result.fault is not None or any(
+        (e["t"] == "group_done" and not e["ok"]) or e["t"] == "preamble_error"
+        for e in result.events
+    )
+
+
+class IsolatedDocTestBuilder(Builder):
+    """Runs the documentation's doctests, each group in a fresh process."""
+
+    name = "doctest"
+    epilog = __(
+        "Testing of doctests in the sources finished, look at the "
+        "results in %(outdir)s/output.txt."
+    )
+
+    def init(self) -> None:
+        self.settings = Settings.from_config(self.config)
+        self.run_settings = RunSettings(
+            # What the reference builder gives an example: doctest_path first,
+            # then the build's sys.path, conf.py's additions included.
+            sys_path=(*map(str, self.config.doctest_path), *sys.path),
+            global_setup=self.config.doctest_global_setup,
+            global_cleanup=self.config.doctest_global_cleanup,
+            optionflags=self.config.doctest_default_flags,
+            fail_fast=self.config.doctest_fail_fast,
+        )
+        self.counts = Counts()
+        self.outcomes: list[GroupOutcome] = []
+        self.started = time.monotonic()
+        date = time.strftime("%Y-%m-%d %H:%M:%S")
+        self.outfile = self.outdir.joinpath("output.txt").open("w", encoding="utf-8")
+        line = "=" * len(date)
+        self.outfile.write(
+            f"Results of doctest builder run on {date}\n"
+            f"=================================={line}\n"
+        )
+
+    def __del__(self) -> None:
+        if hasattr(self, "outfile"):
+            self.outfile.close()
+
+    def _out(self, text: str) -> None:
+        LOGGER.info(text, nonl=True)
+        self.outfile.write(text)
+
+    def _warn_out(self, text: str) -> None:
+        if self.config.verbosity < 0:
+            LOGGER.warning(text)
+        else:
+            LOGGER.info(text, nonl=True)
+        self.outfile.write(text)
+
+    def get_target_uri(self, docname: str, typ: str | None = None) -> str:
+        return ""
+
+    def get_outdated_docs(self) -> set[str]:
+        return self.env.found_docs
+
+    # Sphinx 7.x calls write(); later versions call write_documents().
+    def write(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        if hasattr(Builder, "write_documents"):
+            super().write(*args, **kwargs)  # type: ignore[arg-type]
+        else:
+            build_docnames = args[0] if args else kwargs.get("build_docnames")
+            self.write_documents(set(build_docnames or self.env.found_docs))  # type: ignore[arg-type]
+
+    def write_documents(self, docnames: Set[str]) -> None:
+        LOGGER.info(bold(__("running tests...")))
+        jobs: list[Job] = []
+        for docname in sorted(docnames):
+            jobs += collect(
+                env=self.env,
+                config=self.config,
+                settings=self.settings,
+                docname=docname,
+                first_index=len(jobs),
+            )
+        results = self._run(jobs)
+        self._report(jobs, results)
+
+    def _run(self, jobs: list[Job]) -> dict[int, JobResult]:
+        results: dict[int, JobResult] = {}
+        cache = None
+        if self.settings.cache:
+            cache = ResultCache(Path(self.doctreedir, "isolated_doctest"), settings=self.run_settings)
+        keys: dict[int, str] = {}
+        pending: list[Job] = []
+        fresh = bool(getattr(self._app, "_fresh_env_used", False))
+        for job in jobs:
+            if job.error is not None:
+                continue
+            if cache is not None:
+                keys[job.index] = key = cache.key(job)
+                cached = None if fresh else cache.get(key)
+                if cached is not None:
+                    results[job.index] = JobResult.from_cache(job.index, cached)
+                    continue
+            pending.append(job)
+        if not pending:
+            return results
+
+        executor = Executor(
+            settings=self.run_settings,
+            jobs=self.settings.jobs,
+            start_method=self.settings.start_method,
+        )
+        labels = {job.index: f"{job.docname}: {', '.join(g.name for g in job.groups)}"
+                  for job in pending}
+        progress: Iterable[JobResult] = status_iterator(
+            executor.run(pending),
+            __("running groups... "),
+            "darkgreen",
+            len(pending),
+            self._app.verbosity,
+            stringify_func=lambda r: labels[r.index],
+        )
+        for result in progress:
+            results[result.index] = result
+            if cache is not None:
+                cache.put(keys[result.index], result)
+            if self.config.doctest_fail_fast and _failed(result):
+                executor.stop()
+        return results
+
+    def _report(self, jobs: list[Job], results: dict[int, JobResult]) -> None:
+        fail_fast = self.config.doctest_fail_fast
+        show_successes = self.config.doctest_show_successes
+        for docname, doc_jobs in itertools.groupby(jobs, key=lambda j: j.docname):
+            page = list(doc_jobs)
+            if not any(_present(job, results.get(job.index)) for job in page):
+                continue
+            if show_successes:
+                self._out(f"\nDocument: {docname}\n----------{'-' * len(docname)}\n")
+            report = DocumentReport(
+                flags=self.run_settings.optionflags, show_successes=show_successes
+            )
+            success = True
+            for job in page:
+                result = results.get(job.index)
+                if result is None and job.error is None:
+                    continue  # not run: an earlier failure stopped the run
+                if not report.replay(job, result, self._warn_out):
+                    success = False
+                    if fail_fast:
+                        break
+            report.summarize(self._out, self.counts)
+            self.outcomes += report.outcomes
+            if not success and fail_fast:
+                break
+
+    def finish(self) -> None:
+        def s(v: int) -> str:
+            return "s" if v != 1 else ""
+
+        counts = self.counts
+        failures = counts.failures
+        header = "Doctest summary"
+        if failures["test"] or failures["setup"] or failures["cleanup"]:
+            self._app.statuscode = 1
+            if self.config.doctest_fail_fast:
+                header = f"{header} (exiting after first failed test)"
+        underline = "=" * len(header)
+        tries = counts.tries["test"]
+        self._out(
+            f"""
+{header}
+{underline}
+{tries:5} test{s(tries)}
+{failures["test"]:5} failure{s(failures["test"])} in tests
+{failures["setup"]:5} failure{s(failures["setup"])} in setup code
+{failures["cleanup"]:5} failure{s(failures["cleanup"])} in cleanup code
+"""
+        )
+        self.outfile.close()
+        elapsed = time.monotonic() - self.started
+        write_json(Path(self.outdir, "output.json"), self.outcomes, counts, elapsed)
+        write_junit(Path(self.outdir, "junit.xml"), self.outcomes, elapsed)
+        self._show_slowest()
+
+    def _show_slowest(self) -> None:
+        ran = sorted(
+            (o for o in self.outcomes if not o.cached and o.duration > 0),
+            key=lambda o: o.duration,
+            reverse=True,
+        )[:SLOWEST]
+        cached = sum(o.cached for o in self.outcomes)
+        if cached:
+            LOGGER.info(__("%d of %d groups reported from the cache"), cached, len(self.outcomes))
+        if len(ran) > 1:
+            LOGGER.info(bold(__("slowest groups:")))
+            for o in ran:
+                LOGGER.info("  %7.3f s  %s: %s (line %s)", o.duration, o.filename, o.group, o.line)

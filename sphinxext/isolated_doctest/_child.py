@@ -1,0 +1,447 @@
+"""The child side: run a preamble first, then doctest groups, and report as data.
+
+This file is executed as a script (``python _child.py serve|once DIR``), never
+imported from the package: importing ``sphinxext.isolated_doctest`` would import
+Sphinx, and the whole point of a child is that nothing but the interpreter's own
+start-up has run before the preamble.  So, until the preamble has run, this
+module uses only what a bare interpreter has already loaded (``sys``, ``os``,
+``json``'s few pure modules); ``doctest`` and the rest are imported after it.
+
+Two modes share the code below:
+
+``once DIR``
+    Read ``DIR/job.json``, run its preamble, run the job, exit.  One fresh
+    interpreter per job.
+``serve DIR``
+    Read ``DIR/server.json``, run the preamble and import the doctest machinery
+    once, then read job folders from standard input, one a line, and fork one
+    worker per job.  Each worker is a copy of the pristine, preambled process.
+
+Every job folder holds ``job.json`` and three FIFOs made by the parent: ``out``
+and ``err`` (the worker's file descriptors 1 and 2) and ``ev``, where the worker
+writes its results as JSON lines.  The parent owns all policy; this side never
+decides what is a warning or an error.
+"""
+
+# Only the two modules every interpreter has imported before running a script.
+import os
+import sys
+
+# Keep the raw primitives: a preamble may replace ``os.fork`` and friends with
+# cooperative versions, and the fork server's own bookkeeping must not depend
+# on an event loop it never runs.
+_raw_fork = os.fork
+_raw_read = os.read
+_raw_write = os.write
+_raw_waitpid = os.waitpid
+_raw_waitid = getattr(os, "waitid", None)
+_raw_killpg = os.killpg
+_raw_exit = os._exit
+
+#: Report text longer than this is cut (head and tail kept) before it is sent.
+TEXT_LIMIT = 64 * 1024
+
+time = None  # imported after the preamble
+
+EXIT_INTERRUPTED = 120  # a KeyboardInterrupt escaped an example
+EXIT_INTERNAL = 121  # the child itself failed; the traceback is on stderr
+
+
+def _load_json(path):
+    import json  # json imports only re and codecs-level modules
+
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _run_preamble(source, origin):
+    """Run the preamble in its own namespace; return a traceback text or None."""
+    if not source:
+        return None
+    try:
+        code = compile(source, origin or "<preamble>", "exec")
+        exec(code, {"__name__": "__preamble__"})
+    except BaseException:
+        import traceback
+
+        return traceback.format_exc()
+    return None
+
+
+class _Channel:
+    """JSON lines on the ``ev`` FIFO."""
+
+    def __init__(self, fd):
+        import json
+
+        self._fd = fd
+        self._dumps = json.dumps
+
+    def emit(self, kind, **fields):
+        fields["t"] = kind
+        data = (self._dumps(fields, ensure_ascii=True) + "\n").encode("ascii")
+        view = memoryview(data)
+        while view:
+            n = _raw_write(self._fd, view)
+            view = view[n:]
+
+
+def _cut(text):
+    if len(text) <= TEXT_LIMIT:
+        return text
+    head, tail = text[: TEXT_LIMIT // 2], text[-TEXT_LIMIT // 8 :]
+    cut = len(text) - len(head) - len(tail)
+    return f"{head}\n[... {cut} characters cut ...]\n{tail}"
+
+
+# ---------------------------------------------------------------------------
+# Running one job: the same steps as sphinx.ext.doctest's test_group.
+
+
+class _Mode:
+    """The compile mode for the example being run.
+
+    ``doctest`` compiles every example in ``'single'`` mode, which cannot take
+    multi-statement setup or ``testcode`` blocks.  Sphinx's reference builder
+    swaps ``doctest.compile`` for one that reads the mode from the builder; we
+    do the same, but only inside this throw-away process.
+    """
+
+    value = "single"
+
+
+def _install_compile(doctest):
+    def _compile(source, filename, mode, flags=0, dont_inherit=False):
+        return compile(source, filename, _Mode.value, flags, dont_inherit)
+
+    doctest.compile = _compile
+
+
+def _make_runner_class(doctest, channel):
+    class Runner(doctest.DocTestRunner):
+        phase = "test"
+
+        def report_start(self, out, test, example):
+            if test.lineno is not None and self.phase == "test" and _Mode.value == "single":
+                line = test.lineno + (example.lineno or 0) + 1
+            else:
+                line = (example.lineno or 0) + 1
+            channel.emit(
+                "start", phase=self.phase, group=test.name, filename=test.filename,
+                line=line, source=_cut(example.source),
+            )
+            super().report_start(out, test, example)
+
+    return Runner
+
+
+def _skipped(block, global_setup, global_cleanup):
+    condition = block.get("skipif")
+    if not condition:
+        return False
+    context = {}
+    if global_setup:
+        exec(global_setup, context)
+    should_skip = eval(condition, context)
+    if global_cleanup:
+        exec(global_cleanup, context)
+    return bool(should_skip)
+
+
+class _Group:
+    """sphinx.ext.doctest's TestGroup, for blocks that are plain dicts."""
+
+    def __init__(self, name):
+        self.name = name
+        self.setup = []
+        self.tests = []
+        self.cleanup = []
+
+    def add(self, block, prepend=False):
+        kind = block["kind"]
+        if kind == "testsetup":
+            if prepend:
+                self.setup.insert(0, block)
+            else:
+                self.setup.append(block)
+        elif kind == "testcleanup":
+            self.cleanup.append(block)
+        elif kind == "doctest":
+            self.tests.append([block])
+        elif kind == "testcode":
+            self.tests.append((block, None))
+        elif kind == "testoutput":
+            if self.tests and len(self.tests[-1]) == 2:
+                self.tests[-1] = [self.tests[-1][0], block]
+
+
+def _options(block):
+    return {int(k): v for k, v in block.get("options", {}).items()}
+
+
+def _build_group(spec, job, channel):
+    """Apply ``:skipif:`` and the reference builder's grouping; None if empty."""
+    group = _Group(spec["name"])
+    present = False
+    for entry in spec["blocks"]:
+        if _skipped(entry, job["global_setup"], job["global_cleanup"]):
+            continue
+        if not entry.get("star"):
+            present = True
+        group.add(entry)
+    if not present:
+        return None
+    if job["global_setup"]:
+        group.add(
+            {"kind": "testsetup", "code": job["global_setup"], "filename": "<global_setup>",
+             "lineno": 0},
+            prepend=True,
+        )
+    if job["global_cleanup"]:
+        group.add(
+            {"kind": "testcleanup", "code": job["global_cleanup"],
+             "filename": "<global_cleanup>", "lineno": 0}
+        )
+    return group
+
+
+def _run_group(doctest, runners, group, job, channel):
+    """Run one group; return False if it failed (for fail-fast)."""
+    setup_runner, test_runner, cleanup_runner = runners
+    parser = doctest.DocTestParser()
+    ns = {}
+    fail_fast = job["fail_fast"]
+
+    def out(text):
+        channel.emit("out", text=_cut(text))
+
+    def run(runner, test, kind):
+        old_f, old_t = runner.failures, runner.tries
+        test.globs = ns
+        runner.run(test, out=out, clear_globs=False)
+        channel.emit(
+            "record", runner=kind, name=test.name,
+            failures=runner.failures - old_f, tries=runner.tries - old_t,
+        )
+        return runner.failures == old_f
+
+    def run_setup_cleanup(runner, blocks, what):
+        examples = [doctest.Example(b["code"], "", lineno=b["lineno"]) for b in blocks]
+        if not examples:
+            return True
+        test = doctest.DocTest(
+            examples, {}, f"{group.name} ({what} code)", blocks[0]["filename"], 0, None
+        )
+        _Mode.value = "exec"
+        return run(runner, test, what)
+
+    channel.emit("group", name=group.name, ts=time.monotonic())
+    if not run_setup_cleanup(setup_runner, group.setup, "setup"):
+        return False
+
+    success = True
+    for code in group.tests:
+        if len(code) == 1:
+            block = code[0]
+            try:
+                test = parser.get_doctest(
+                    block["code"], {}, group.name, block["filename"], block["lineno"]
+                )
+            except Exception:
+                channel.emit(
+                    "warning", text="ignoring invalid doctest code: %r" % (block["code"],),
+                    filename=block["filename"], lineno=block["lineno"],
+                )
+                continue
+            if not test.examples:
+                continue
+            for example in test.examples:
+                new_opt = _options(block)
+                new_opt.update(example.options)
+                example.options = new_opt
+            _Mode.value = "single"
+        else:
+            block, output_block = code
+            output = output_block["code"] if output_block else ""
+            options = _options(output_block) if output_block else {}
+            options[doctest.DONT_ACCEPT_BLANKLINE] = True
+            m = parser._EXCEPTION_RE.match(output)
+            exc_msg = m.group("msg") if m else None
+            example = doctest.Example(
+                block["code"], output, exc_msg=exc_msg, lineno=block["lineno"], options=options
+            )
+            test = doctest.DocTest(
+                [example], {}, group.name, block["filename"], block["lineno"], None
+            )
+            _Mode.value = "exec"
+        if not run(test_runner, test, "test"):
+            success = False
+            if fail_fast:
+                break
+
+    if not run_setup_cleanup(cleanup_runner, group.cleanup, "cleanup"):
+        return False
+    return success
+
+
+def _run_job(job, channel):
+    import doctest
+    global time
+    import time
+
+    _install_compile(doctest)
+    Runner = _make_runner_class(doctest, channel)
+    flags = job["optionflags"]
+
+    for spec in job["groups"]:
+        group = _build_group(spec, job, channel)
+        if group is None:
+            channel.emit("absent", name=spec["name"])
+            continue
+        runners = []
+        for phase in ("setup", "test", "cleanup"):
+            runner = Runner(verbose=False, optionflags=flags)
+            runner.phase = phase
+            runners.append(runner)
+        ok = _run_group(doctest, runners, group, job, channel)
+        channel.emit("group_done", name=group.name, ok=ok, ts=time.monotonic())
+        if not ok and job["fail_fast"]:
+            break
+
+
+def _open_job_fds(jobdir):
+    """Point fds 0, 1 and 2 at /dev/null and the job's FIFOs; return the ev fd."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    for name, target in (("out", 1), ("err", 2)):
+        fd = os.open(os.path.join(jobdir, name), os.O_WRONLY)
+        os.dup2(fd, target)
+        os.close(fd)
+    return os.open(os.path.join(jobdir, "ev"), os.O_WRONLY)
+
+
+def _work(jobdir, job, preamble_error):
+    """Run a job in this process, report, and leave without running atexit hooks."""
+    status = 0
+    ev = _open_job_fds(jobdir)
+    channel = _Channel(ev)
+    try:
+        if preamble_error is not None:
+            channel.emit("preamble_error", traceback=_cut(preamble_error))
+        else:
+            _run_job(job, channel)
+        channel.emit("done")
+    except KeyboardInterrupt:
+        import traceback
+
+        channel.emit("interrupted", traceback=_cut(traceback.format_exc()))
+        status = EXIT_INTERRUPTED
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        status = EXIT_INTERNAL
+    finally:
+        # Examples may leave threads or greenlets behind; the parent has what it
+        # needs, so exit at once rather than wait for them at shutdown.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:
+                pass
+        _raw_exit(status)
+
+
+def _once(jobdir):
+    job = _load_json(os.path.join(jobdir, "job.json"))
+    sys.path[:] = job["sys_path"]
+    error = _run_preamble(job["preamble"], job["preamble_origin"])
+    _work(jobdir, job, error)
+
+
+def _read_lines(fd):
+    buffer = b""
+    while True:
+        chunk = _raw_read(fd, 65536)
+        if not chunk:
+            return
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        yield from lines
+
+
+def _serve(serverdir):
+    config = _load_json(os.path.join(serverdir, "server.json"))
+    # Our answers go on a private copy of fd 1; fd 1 itself becomes stderr so
+    # that whatever the preamble prints cannot corrupt them.
+    control = os.dup(1)
+    os.dup2(2, 1)
+    sys.path[:] = config["sys_path"]
+    error = _run_preamble(config["preamble"], config["preamble_origin"])
+
+    import json
+
+    if error is None:
+        import doctest  # the machinery every worker needs, loaded once
+
+        _install_compile(doctest)
+
+    def answer(**fields):
+        _raw_write(control, (json.dumps(fields) + "\n").encode())
+
+    answer(t="ready", preamble_error=error)
+    monitors = set()
+    for line in _read_lines(0):
+        jobdir = line.decode()
+        job = _load_json(os.path.join(jobdir, "job.json"))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        monitor = _raw_fork()
+        if monitor == 0:
+            _monitor(jobdir, job, error, answer, control)
+        monitors.add(monitor)
+        for pid in list(monitors):
+            if _raw_waitpid(pid, os.WNOHANG)[0]:
+                monitors.discard(pid)
+    for pid in monitors:
+        _raw_waitpid(pid, 0)
+
+
+def _monitor(jobdir, job, preamble_error, answer, control):
+    """Fork the worker, wait for it, kill what it left behind, report its status."""
+    try:
+        os.close(0)
+        worker = os.fork()  # the preamble's fork, so that e.g. gevent re-inits its hub
+        if worker == 0:
+            os.setsid()
+            os.close(control)
+            _work(jobdir, job, preamble_error)
+        answer(t="started", job=jobdir, pid=worker)
+        if _raw_waitid is not None:
+            # Wait without reaping, so the process group cannot be recycled
+            # before we kill what the example left running in it.
+            _raw_waitid(os.P_PID, worker, os.WEXITED | os.WNOWAIT)
+        try:
+            _raw_killpg(worker, 9)
+        except OSError:
+            pass
+        status = _raw_waitpid(worker, 0)[1]
+        answer(t="exit", job=jobdir, status=status)
+    finally:
+        _raw_exit(0)
+
+
+def main(argv):
+    mode, folder = argv[1], argv[2]
+    # The script's own folder is not the example's business.
+    if mode == "once":
+        _once(folder)
+    elif mode == "serve":
+        _serve(folder)
+    else:
+        sys.exit(f"usage: {argv[0]} once|serve FOLDER")
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,163 @@
+"""From a page's doctree to jobs: sphinx.ext.doctest's grouping, cut by isolation level."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from docutils import nodes
+from sphinx.ext.doctest import DocTestBuilder
+from sphinx.util import logging
+from sphinx.util.osutil import relpath
+
+from sphinxext.isolated_doctest._directives import is_test_node
+from sphinxext.isolated_doctest._job import NO_PREAMBLE, Block, GroupSpec, Job, Preamble
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from docutils.nodes import Element, Node
+    from sphinx.config import Config
+    from sphinx.environment import BuildEnvironment
+
+    from sphinxext.isolated_doctest._config import Settings
+
+# Sphinx's own message for an empty block, from its own logger, as the reference does.
+_sphinx_logger = logging.getLogger("sphinx.ext.doctest")
+
+
+def _is_doctest_block(node: Node) -> bool:
+    return is_test_node(node) or isinstance(node, nodes.doctest_block)
+
+
+def _filename(env: BuildEnvironment, node: Node, docname: str) -> str:
+    """The file that holds the block (which may be an included one), as Sphinx reports it."""
+    try:
+        filename = relpath(node.source, env.srcdir)  # type: ignore[arg-type]
+        return filename.partition(":docstring of ")[0]
+    except Exception:
+        return str(env.doc2path(docname, False))
+
+
+class _Group:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.blocks: list[Block] = []
+        self.timeouts: list[float] = []
+        self.preamble = NO_PREAMBLE
+        self.conflict: str | None = None
+        self.lineno: int | None = None
+
+
+def collect(
+    *, env: BuildEnvironment, config: Config, settings: Settings, docname: str, first_index: int
+) -> list[Job]:
+    """The page's jobs, numbered from ``first_index``, in document order."""
+    doctree = env.get_doctree(docname)
+    condition = _is_doctest_block if config.doctest_test_doctest_blocks else is_test_node
+    groups: dict[str, _Group] = {}
+    star: list[Block] = []
+    for node in doctree.findall(condition):
+        element: Element = node  # type: ignore[assignment]
+        source = element["test"] if "test" in element else element.astext()
+        filename = _filename(env, element, docname)
+        lineno = DocTestBuilder.get_line_number(element)
+        kind = element.get("testnodetype", "doctest")
+        if not source:
+            _sphinx_logger.warning(
+                "no code/output in %s block at %s:%s", kind, filename, lineno
+            )
+        block = Block(
+            kind=kind,
+            code=source,
+            filename=filename,
+            lineno=lineno,
+            options=tuple(sorted((element.get("options") or {}).items())),
+            skipif=element.get("skipif"),
+        )
+        preamble = Preamble(
+            value=element.get("preamble", config.isolated_doctest_preamble),
+            origin=element.get("preamble_origin", "conf.py"),
+        )
+        names = element.get("groups", [config.doctest_test_doctest_blocks])
+        if "*" in names:
+            star.append(block)  # runs after whatever preamble its group has
+            continue
+        for name in names:
+            group = groups.setdefault(name, _Group(name))
+            group.blocks.append(block)
+            group.preamble = preamble
+            group.conflict = group.conflict or element.get("preamble_conflict")
+            if group.lineno is None:
+                group.lineno = (lineno or 0) + 1
+            if "timeout" in element:
+                group.timeouts.append(float(element["timeout"]))
+    if not groups:
+        return []
+
+    filename = str(env.doc2path(docname, False))
+    specs = []
+    for group in groups.values():
+        blocks = (*group.blocks, *(dataclasses.replace(b, star=True) for b in star))
+        timeout = max(group.timeouts) if group.timeouts else settings.timeout
+        specs.append((group, GroupSpec(name=group.name, blocks=blocks, timeout=timeout,
+                                       lineno=group.lineno)))
+
+    jobs: list[Job] = []
+
+    def add(group_specs: tuple[GroupSpec, ...], preamble: Preamble, error: str | None) -> None:
+        jobs.append(
+            Job(
+                index=first_index + len(jobs),
+                docname=docname,
+                filename=filename,
+                groups=group_specs,
+                preamble=preamble,
+                error=error,
+            )
+        )
+
+    if settings.isolation == "document":
+        # One child per page; groups with another preamble need a child of their own.
+        run: list[GroupSpec] = []
+        run_preamble = specs[0][0].preamble
+        for group, spec in specs:
+            if group.conflict or group.preamble != run_preamble:
+                if run:
+                    add(tuple(run), run_preamble, None)
+                run = []
+                run_preamble = group.preamble
+            if group.conflict:
+                add((spec,), group.preamble, group.conflict)
+                continue
+            run.append(spec)
+        if run:
+            add(tuple(run), run_preamble, None)
+    elif settings.isolation == "block":
+        for group, spec in specs:
+            for unit in _per_block(spec):
+                add((unit,), group.preamble, group.conflict)
+    else:
+        for group, spec in specs:
+            add((spec,), group.preamble, group.conflict)
+    return jobs
+
+
+def _per_block(spec: GroupSpec) -> Iterator[GroupSpec]:
+    """One spec per doctest or testcode(+testoutput) block, with all setup and cleanup."""
+    frame = [b for b in spec.blocks if b.kind in {"testsetup", "testcleanup"}]
+    units: list[list[Block]] = []
+    for block in spec.blocks:
+        if block.kind in {"doctest", "testcode"}:
+            units.append([block])
+        elif block.kind == "testoutput" and units and units[-1][0].kind == "testcode":
+            units[-1].append(block)
+    for unit in units:
+        # Each unit stands for its group on its own, '*' blocks included.
+        own = [b for b in frame if not b.star] + [dataclasses.replace(b, star=False) for b in unit]
+        yield GroupSpec(
+            name=spec.name,
+            blocks=(*own, *(b for b in frame if b.star)),
+            timeout=spec.timeout,
+            lineno=(unit[0].lineno or 0) + 1,
+        )

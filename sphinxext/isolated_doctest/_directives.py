@@ -1,0 +1,181 @@
+"""Sphinx's doctest directives, plus ``:preamble:`` and ``:timeout:``; preamble resolution.
+
+The directives are sphinx.ext.doctest's own, so the nodes they make are the
+ones its builder knows.  We add two options, and at ``doctree-read`` we give
+every test node the preamble its group runs after (block beats page metadata
+beats ``conf.py``), which is what the builder and the HTML note read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from docutils import nodes
+from docutils.parsers.rst import directives
+from sphinx.ext import doctest as sphinx_doctest
+
+from sphinxext.isolated_doctest._job import NAMED_PREAMBLES
+from sphinxext.isolated_doctest._shared import Subtype, warn
+
+if TYPE_CHECKING:
+    from docutils.nodes import Element, Node
+    from sphinx.application import Sphinx
+    from sphinx.util.typing import OptionSpec
+
+#: The page metadata field that sets a page's preamble.
+METADATA_FIELD = "doctest-preamble"
+
+
+def _timeout(argument: str | None) -> float:
+    value = directives.unchanged_required(argument)
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number of seconds (use e.g. 30, or 0 for none)")
+    if seconds < 0:
+        raise ValueError(f"{value!r}: a timeout cannot be negative (use 0 for none)")
+    return seconds
+
+
+class _IsolatedMixin(sphinx_doctest.TestDirective):
+    def run(self) -> list[Node]:
+        result = super().run()
+        node = result[0]
+        if "preamble" in self.options:
+            node["preamble_option"] = self.options["preamble"]
+        if "timeout" in self.options:
+            node["timeout"] = self.options["timeout"]
+        return result
+
+
+_EXTRA: OptionSpec = {"preamble": directives.unchanged_required, "timeout": _timeout}
+
+
+class TestsetupDirective(_IsolatedMixin, sphinx_doctest.TestsetupDirective):
+    option_spec: ClassVar[OptionSpec] = {
+        **sphinx_doctest.TestsetupDirective.option_spec,
+        **_EXTRA,
+    }
+
+
+class TestcleanupDirective(_IsolatedMixin, sphinx_doctest.TestcleanupDirective):
+    option_spec: ClassVar[OptionSpec] = {
+        **sphinx_doctest.TestcleanupDirective.option_spec,
+        "timeout": _timeout,
+    }
+
+
+class DoctestDirective(_IsolatedMixin, sphinx_doctest.DoctestDirective):
+    option_spec: ClassVar[OptionSpec] = {**sphinx_doctest.DoctestDirective.option_spec, **_EXTRA}
+
+
+class TestcodeDirective(_IsolatedMixin, sphinx_doctest.TestcodeDirective):
+    option_spec: ClassVar[OptionSpec] = {**sphinx_doctest.TestcodeDirective.option_spec, **_EXTRA}
+
+
+class TestoutputDirective(_IsolatedMixin, sphinx_doctest.TestoutputDirective):
+    option_spec: ClassVar[OptionSpec] = {
+        **sphinx_doctest.TestoutputDirective.option_spec,
+        "timeout": _timeout,
+    }
+
+
+DIRECTIVES: dict[str, type[sphinx_doctest.TestDirective]] = {
+    "testsetup": TestsetupDirective,
+    "testcleanup": TestcleanupDirective,
+    "doctest": DoctestDirective,
+    "testcode": TestcodeDirective,
+    "testoutput": TestoutputDirective,
+}
+
+
+def is_test_node(node: Node) -> bool:
+    return isinstance(node, nodes.literal_block | nodes.comment) and "testnodetype" in node
+
+
+def _is_runnable(node: Node) -> bool:
+    return is_test_node(node) or isinstance(node, nodes.doctest_block)
+
+
+def preamble_label(value: str) -> str:
+    """``gevent``, ``eventlet``, ``custom``, or ``''`` for no preamble."""
+    value = value.strip()
+    if not value:
+        return ""
+    return value if value in NAMED_PREAMBLES else "custom"
+
+
+def _line_of(path: Path, prefix: str) -> int | None:
+    """The first line of ``path`` that starts with ``prefix``, for messages."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip().startswith(prefix):
+            return number
+    return None
+
+
+def resolve_preambles(app: Sphinx, doctree: nodes.document) -> None:
+    """``doctree-read``: record on each test node the preamble its group runs after.
+
+    Sets ``preamble`` (the value: a name or source, ``''`` for none),
+    ``preamble_label`` (for the HTML note), ``preamble_origin`` (``file:line``)
+    and, where a group names two different preambles, ``preamble_conflict``.
+    """
+    docname = app.env.docname
+    source = str(app.env.doc2path(docname, False))
+    default = app.config.isolated_doctest_preamble
+    line = _line_of(Path(app.confdir, "conf.py"), "isolated_doctest_preamble")
+    default_origin = f"conf.py:{line}" if line else "conf.py"
+    page_value = app.env.metadata[docname].get(METADATA_FIELD)
+    if page_value is not None:
+        default = str(page_value)
+        line = _line_of(app.env.doc2path(docname), f":{METADATA_FIELD}:")
+        default_origin = f"{source}:{line}" if line else source
+
+    test_nodes: list[Element] = list(doctree.findall(_is_runnable))  # type: ignore[arg-type]
+    explicit: dict[str, tuple[str, str, Element]] = {}  # group -> (value, origin, node)
+    conflicts: dict[str, str] = {}
+    for node in test_nodes:
+        value = node.get("preamble_option")
+        if value is None:
+            continue
+        origin = f"{source}:{(node.line or 1)}"
+        for group in node.get("groups", ["default"]):
+            if group == "*":
+                continue
+            seen = explicit.get(group)
+            if seen is None:
+                explicit[group] = (value, origin, node)
+            elif seen[0].strip() != value.strip() and group not in conflicts:
+                conflicts[group] = (
+                    f"group {group!r} has two different preambles: {seen[0].strip()!r} "
+                    f"at {seen[1]} and {value.strip()!r} at {origin}; a group runs in one "
+                    "process, so give it one preamble (or split it into two groups)"
+                )
+                warn("%s", conflicts[group], subtype=Subtype.PREAMBLE, location=node)
+
+    for node in test_nodes:
+        names = node.get("groups", [app.config.doctest_test_doctest_blocks])
+        groups = [g for g in names if g != "*"]
+        value, origin = default, default_origin
+        for group in groups:
+            if group in explicit:
+                value, origin, _ = explicit[group]
+                break
+        node["preamble"] = value
+        node["preamble_label"] = preamble_label(value)
+        node["preamble_origin"] = origin if value.strip() else ""
+        for group in groups:
+            if group in conflicts:
+                node["preamble_conflict"] = conflicts[group]
+
+
+def register(app: Sphinx) -> None:
+    for name, directive in DIRECTIVES.items():
+        app.add_directive(name, directive)
+    # After Sphinx's own collectors (priority 500) have read the page metadata.
+    app.connect("doctree-read", resolve_preambles, priority=600)

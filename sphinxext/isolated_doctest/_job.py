@@ -1,0 +1,119 @@
+"""What a page asks for, frozen: the data handed from the builder to a child."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+#: Preambles known by name; any other value is Python source.
+NAMED_PREAMBLES: dict[str, str] = {
+    "gevent": "from gevent import monkey\nmonkey.patch_all()\n",
+    "eventlet": "import eventlet\neventlet.monkey_patch()\n",
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Preamble:
+    """Code run in a fresh child before anything else is imported."""
+
+    #: The value as the user wrote it: a name from NAMED_PREAMBLES, or source.
+    value: str
+    #: Where it was set, as ``file:line`` (or ``conf.py``), for messages.
+    origin: str
+
+    @property
+    def source(self) -> str:
+        return NAMED_PREAMBLES.get(self.value.strip(), self.value)
+
+    @property
+    def label(self) -> str:
+        """A short name for reports: ``gevent``, ``eventlet`` or ``custom``."""
+        value = self.value.strip()
+        return value if value in NAMED_PREAMBLES else ("custom" if value else "")
+
+
+NO_PREAMBLE = Preamble(value="", origin="")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Block:
+    """One ``testsetup``/``doctest``/``testcode``/... block, as the child needs it."""
+
+    kind: str
+    code: str
+    filename: str
+    lineno: int | None
+    #: doctest option flags set by ``:options:``, as (flag, on) pairs.
+    options: tuple[tuple[int, bool], ...] = ()
+    skipif: str | None = None
+    #: True for blocks of the ``*`` group, which join every group of the page.
+    star: bool = False
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "code": self.code,
+            "filename": self.filename,
+            "lineno": self.lineno,
+            "options": {str(flag): on for flag, on in self.options},
+            "skipif": self.skipif,
+            "star": self.star,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GroupSpec:
+    """A doctest group of one page, in document order, before ``:skipif:``."""
+
+    name: str
+    blocks: tuple[Block, ...]
+    #: Seconds this group may run; 0 means no limit.
+    timeout: float
+    #: The document line of the group's first block (for reports).
+    lineno: int | None
+
+    def wire(self) -> dict[str, Any]:
+        return {"name": self.name, "blocks": [b.wire() for b in self.blocks]}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunSettings:
+    """The parts of the configuration every child needs, read once per build."""
+
+    sys_path: tuple[str, ...]
+    global_setup: str
+    global_cleanup: str
+    optionflags: int
+    fail_fast: bool
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Job:
+    """One child's work: one or more groups of one page, after one preamble."""
+
+    #: Position in document order; results are reported in this order.
+    index: int
+    docname: str
+    #: The page's source file, relative to the source folder (for reports).
+    filename: str
+    groups: tuple[GroupSpec, ...]
+    preamble: Preamble
+    #: Why the job must not run (e.g. two preambles in one group), if so.
+    error: str | None = None
+
+    def timeout_for(self, group: str) -> float:
+        for spec in self.groups:
+            if spec.name == group:
+                return spec.timeout
+        return self.groups[0].timeout if self.groups else 0.0
+
+    def wire(self, settings: RunSettings) -> dict[str, Any]:
+        """The job as the child reads it: JSON-ready plain data."""
+        return {
+            **dataclasses.asdict(settings),
+            "sys_path": list(settings.sys_path),
+            "preamble": self.preamble.source,
+            "preamble_origin": self.preamble.origin,
+            "groups": [g.wire() for g in self.groups],
+        }

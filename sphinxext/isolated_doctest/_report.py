@@ -1,0 +1,227 @@
+"""From results to what a user reads: output.txt text, counts, per-group outcomes.
+
+The text is sphinx.ext.doctest's, produced by the same ``doctest`` runners: the
+children send their failure reports and per-test counts, and here they are
+replayed, in document order, into one set of runners per page whose
+``summarize`` writes the familiar lines.  Faults (a timeout, a crash) become a
+failure report of the same shape, at the example that was running.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+from sphinx.ext.doctest import SphinxDocTestRunner
+
+from sphinxext.isolated_doctest._shared import LOGGER
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sphinxext.isolated_doctest._job import Job
+    from sphinxext.isolated_doctest._result import Fault, JobResult
+
+DIVIDER = "*" * 70
+PHASES = ("setup", "test", "cleanup")
+STDERR_LINES = 20
+
+
+@dataclass(kw_only=True, slots=True)
+class Counts:
+    """Tries and failures for the three phases, as the summary prints them."""
+
+    tries: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PHASES, 0))
+    failures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PHASES, 0))
+
+    def add(self, phase: str, failures: int, tries: int) -> None:
+        self.failures[phase] += failures
+        self.tries[phase] += tries
+
+
+@dataclass(kw_only=True, slots=True)
+class GroupOutcome:
+    """One group's result, for the JSON and JUnit reports."""
+
+    docname: str
+    filename: str
+    group: str
+    line: int | None
+    #: ``passed``, ``failed`` or ``error`` (a fault: timeout, crash...).
+    status: str = "passed"
+    duration: float = 0.0
+    cached: bool = False
+    tries: int = 0
+    failures: int = 0
+    text: str = ""
+    message: str = ""
+
+
+def _record(runner: SphinxDocTestRunner, name: str, failures: int, tries: int) -> None:
+    """Add a child's counts to a runner, exactly as ``DocTestRunner.run`` would."""
+    test = SimpleNamespace(name=name)
+    record = runner._DocTestRunner__record_outcome  # type: ignore[attr-defined]
+    try:
+        record(test, failures, tries)
+    except TypeError:  # Python 3.13 and later also count skips
+        record(test, failures, tries, 0)
+
+
+def _indent(text: str) -> str:
+    return textwrap.indent(text.rstrip("\n"), "    ") + "\n"
+
+
+def _stderr_tail(text: str) -> str:
+    lines = text.rstrip().splitlines()[-STDERR_LINES:]
+    if not lines:
+        return ""
+    return "Last lines written to stderr:\n" + _indent("\n".join(lines))
+
+
+def _split_origin(origin: str) -> tuple[str, str]:
+    path, _, line = origin.rpartition(":")
+    if path and line.isdigit():
+        return path, line
+    return origin or "conf.py", "?"
+
+
+def fault_report(
+    *, job: Job, fault: Fault, events: tuple[dict[str, Any], ...], stderr: str
+) -> tuple[str, str, str, int]:
+    """The failure text for a fault, and (phase, test name, tries) to count it under."""
+    pending: list[dict[str, Any]] = []
+    group = job.groups[0].name if job.groups else "default"
+    for event in events:
+        if event["t"] in {"record", "group"}:
+            pending = []
+            if event["t"] == "group":
+                group = event["name"]
+        elif event["t"] == "start":
+            pending.append(event)
+    if pending:
+        start = pending[-1]
+        phase, name, tries = start["phase"], start["group"], len(pending)
+        header = f'File "{start["filename"]}", line {start["line"]}, in {name}'
+        where = f"in the example at line {start['line']}"
+        body = "Failed example:\n" + _indent(start["source"])
+    else:
+        phase, name, tries = "setup", f"{group} (setup code)", 1
+        header = f'File "{job.filename}", line ?, in {name}'
+        where = "before its first example"
+        body = ""
+    message = f"{fault.message} {where}"
+    text = (
+        f"{DIVIDER}\n{header}\n{body}"
+        f"{message[0].upper()}{message[1:]}; the rest of group {group!r} did not run.\n"
+        f"{_stderr_tail(stderr)}"
+    )
+    return text, phase, name, tries
+
+
+def preamble_report(*, job: Job, group: str, detail: str, failed: str) -> str:
+    """The failure text for a preamble that failed (or cannot be used) in ``group``."""
+    path, line = _split_origin(job.preamble.origin)
+    return (
+        f'{DIVIDER}\nFile "{path}", line {line}, in {group} (setup code)\n'
+        f"Failed example:\n{_indent(job.preamble.source or job.preamble.value)}"
+        f"{failed}\n{_indent(detail)}"
+    )
+
+
+class DocumentReport:
+    """Replays one page's results into doctest runners, as the reference builder does."""
+
+    def __init__(self, *, flags: int, show_successes: bool) -> None:
+        self.runners = {
+            phase: SphinxDocTestRunner(verbose=False, optionflags=flags) for phase in PHASES
+        }
+        self.show_successes = show_successes
+        self.outcomes: list[GroupOutcome] = []
+
+    def replay(
+        self, job: Job, result: JobResult | None, warn_out: Callable[[str], None]
+    ) -> bool:
+        """Write the job's failure reports, count its tests; False if anything failed."""
+        if job.error is not None:
+            for spec in job.groups:
+                warn_out(preamble_report(
+                    job=job, group=spec.name, detail=job.error, failed="Cannot run:"
+                ))
+                _record(self.runners["setup"], f"{spec.name} (setup code)", 1, 1)
+                self._outcome(job, spec.name, status="error", message=job.error, failures=1)
+            return False
+        assert result is not None
+        success = True
+        current: GroupOutcome | None = None
+        started = 0.0
+        for event in result.events:
+            kind = event["t"]
+            if kind == "group":
+                current = self._outcome(job, event["name"], cached=result.cached)
+                started = event["ts"]
+            elif kind == "group_done" and current is not None:
+                current.duration = event["ts"] - started
+                if not event["ok"]:
+                    success = False
+                    current.status = "failed" if current.status == "passed" else current.status
+                current = None
+            elif kind == "out":
+                warn_out(event["text"])
+                if current is not None:
+                    current.text += event["text"]
+            elif kind == "record":
+                failures, tries = event["failures"], event["tries"]
+                _record(self.runners[event["runner"]], event["name"], failures, tries)
+                if current is not None:
+                    current.tries += tries
+                    current.failures += failures
+                    if failures:
+                        current.status = "failed"
+            elif kind == "warning":
+                LOGGER.warning(event["text"], location=(event["filename"], event["lineno"]))
+            elif kind == "preamble_error":
+                for spec in job.groups:
+                    text = preamble_report(
+                        job=job, group=spec.name, detail=event["traceback"],
+                        failed="Exception raised by the preamble:",
+                    )
+                    warn_out(text)
+                    _record(self.runners["setup"], f"{spec.name} (setup code)", 1, 1)
+                    self._outcome(job, spec.name, status="error", text=text, failures=1,
+                                  message="the preamble failed")
+                return False
+        if result.fault is not None:
+            text, phase, name, tries = fault_report(
+                job=job, fault=result.fault, events=result.events, stderr=result.stderr_tail
+            )
+            warn_out(text)
+            _record(self.runners[phase], name, 1, tries)
+            if current is None:
+                group = name.removesuffix(" (setup code)").removesuffix(" (cleanup code)")
+                current = self._outcome(job, group)
+            current.status = "error"
+            current.failures += 1
+            current.text += text
+            current.message = result.fault.message
+            current.duration = result.duration
+            return False
+        return success
+
+    def _outcome(self, job: Job, group: str, **fields: Any) -> GroupOutcome:
+        line = next((g.lineno for g in job.groups if g.name == group), None)
+        outcome = GroupOutcome(
+            docname=job.docname, filename=job.filename, group=group, line=line, **fields
+        )
+        self.outcomes.append(outcome)
+        return outcome
+
+    def summarize(self, out: Callable[[str], None], counts: Counts) -> None:
+        """The per-page summaries, exactly where and how the reference prints them."""
+        setup, test, cleanup = (self.runners[p] for p in PHASES)
+        counts.add("setup", *setup.summarize(out, verbose=False))
+        if test.tries:
+            counts.add("test", *test.summarize(out, verbose=self.show_successes))
+        if cleanup.tries:
+            counts.add("cleanup", *cleanup.summarize(out, verbose=self.show_successes))

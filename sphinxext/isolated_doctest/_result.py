@@ -1,0 +1,75 @@
+"""What came back from a child, as plain data: events, exit status, output tails."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+#: The child's exit statuses with a meaning of their own (see ``_child.py``).
+EXIT_INTERRUPTED = 120
+EXIT_INTERNAL = 121
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Fault:
+    """Why a child did not finish its job normally."""
+
+    #: One of ``timeout``, ``flood``, ``signal``, ``exit``, ``interrupted``,
+    #: ``internal``, ``server``, ``preamble``, ``conflict``.
+    kind: str
+    #: What happened, in a sentence without the location: "timed out after 5 s".
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobResult:
+    """The outcome of one job (see ``_job.Job``)."""
+
+    index: int
+    #: The child's events in order, as it wrote them (plain JSON objects).
+    events: tuple[dict[str, Any], ...]
+    fault: Fault | None
+    #: The last bytes the child wrote to its stdout and stderr, decoded.
+    stdout_tail: str
+    stderr_tail: str
+    duration: float
+    cached: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "events": list(self.events),
+            "stdout_tail": self.stdout_tail,
+            "stderr_tail": self.stderr_tail,
+            "duration": self.duration,
+        }
+
+    @classmethod
+    def from_cache(cls, index: int, data: dict[str, Any]) -> JobResult:
+        return cls(
+            index=index,
+            events=tuple(data["events"]),
+            fault=None,
+            stdout_tail=data["stdout_tail"],
+            stderr_tail=data["stderr_tail"],
+            duration=data["duration"],
+            cached=True,
+        )
+
+
+def describe_exit(returncode: int, events: tuple[dict[str, Any], ...]) -> Fault | None:
+    """Turn a child's exit status into a fault, or None for a normal end."""
+    finished = any(e["t"] == "done" for e in events)
+    if returncode == 0 and finished:
+        return None
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return Fault(kind="signal", message=f"killed by {name}")
+    if returncode == EXIT_INTERRUPTED:
+        return Fault(kind="interrupted", message="raised KeyboardInterrupt")
+    if returncode == EXIT_INTERNAL:
+        return Fault(kind="internal", message="failed inside the doctest runner")
+    return Fault(kind="exit", message=f"exited with status {returncode}")
