@@ -1,0 +1,237 @@
+"""The build's events, in the order they fire, wired to the stages.
+
+``config-inited``
+    check the configuration, verify and apply the snapshot, read the baseline.
+``builder-inited`` (around intersphinx's loader)
+    capture intersphinx's log while it loads, then report each inventory once.
+``missing-reference`` (before and after intersphinx) and a post-transform before
+intersphinx's ``:external:`` resolver
+    explain each reference that does not resolve.
+``build-finished``
+    summaries, the stale baseline, ``xref_check.json``.
+
+Resolution runs in the main process even with ``-j``, so the per-build state lives in
+memory, keyed by the environment; findings of documents an incremental build does not
+rewrite are kept in a small file next to the doctrees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from docutils import nodes
+from sphinx.addnodes import pending_xref
+from sphinx.ext.intersphinx import (
+    resolve_reference_any_inventory,
+    resolve_reference_detect_inventory,
+    resolve_reference_in_inventory,
+)
+from sphinx.transforms.post_transforms import ReferencesResolver, SphinxPostTransform
+
+from sphinxext.xref_check._check import Checker, Finding, Reference, reference_of
+from sphinxext.xref_check._config import XrefConfig, validate_config
+from sphinxext.xref_check._load import LoadCapture, inspect_inventories, version_skew
+from sphinxext.xref_check._report import (
+    REPORT_NAME,
+    STATE_NAME,
+    Baseline,
+    merge_state,
+    summarise_unavailable,
+    warn_finding,
+    warn_stale,
+)
+from sphinxext.xref_check._shared import Subtype, emit_warning
+from sphinxext.xref_check._snapshot import apply_snapshot
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from sphinx.application import Sphinx
+    from sphinx.config import Config
+    from sphinx.domains import Domain
+    from sphinx.environment import BuildEnvironment
+
+#: Marks a node this extension has warned about (or accepted), so Sphinx does not too.
+_HANDLED = "xref_check_handled"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class _Settings:
+    """What ``config-inited`` decided."""
+
+    config: XrefConfig
+    snapshot_files: dict[str, Path]
+    baseline: Baseline | None
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class _BuildState:
+    settings: _Settings
+    checker: Checker
+    findings: list[Finding] = dataclasses.field(default_factory=list)
+    written: set[str] = dataclasses.field(default_factory=set)
+
+
+_SETTINGS: weakref.WeakKeyDictionary[Config, _Settings] = weakref.WeakKeyDictionary()
+_CAPTURE: weakref.WeakKeyDictionary[Config, LoadCapture] = weakref.WeakKeyDictionary()
+_STATE: weakref.WeakKeyDictionary[BuildEnvironment, _BuildState] = weakref.WeakKeyDictionary()
+
+
+def on_config_inited(app: Sphinx, config: Config) -> None:
+    validate_config(app, config)
+    confdir = Path(app.confdir)
+    xref = XrefConfig.from_config(config, confdir)
+    files = apply_snapshot(config=config, xref=xref, confdir=confdir)
+    baseline = Baseline.read(xref.baseline) if xref.baseline is not None else None
+    _SETTINGS[config] = _Settings(config=xref, snapshot_files=files, baseline=baseline)
+
+
+def on_builder_inited_before_load(app: Sphinx) -> None:
+    capture = LoadCapture()
+    capture.start()
+    _CAPTURE[app.config] = capture
+
+
+def on_builder_inited_after_load(app: Sphinx) -> None:
+    capture = _CAPTURE.pop(app.config, None)
+    messages: list[str] = []
+    if capture is not None:
+        capture.stop()
+        messages = capture.messages
+    settings = _SETTINGS[app.config]
+    env = app.env
+    statuses = inspect_inventories(
+        mapping=app.config.intersphinx_mapping,
+        named_inventory=getattr(env, "intersphinx_named_inventory", {}),
+        messages=messages,
+        srcdir=Path(app.srcdir),
+        distributions=settings.config.distributions,
+        snapshot_files=settings.snapshot_files,
+    )
+    python_version = (sys.version_info.major, sys.version_info.minor)
+    for status in statuses:
+        if not status.loaded:
+            emit_warning(
+                Subtype.INVENTORY_UNAVAILABLE,
+                "inventory %r did not load, so references into it are neither linked "
+                "nor checked: %s",
+                status.name,
+                status.reason,
+            )
+            continue
+        if status.snapshot_for:
+            emit_warning(
+                Subtype.SNAPSHOT,
+                "inventory %r: %s could not be reached; using the snapshot %s",
+                status.name,
+                status.snapshot_for,
+                settings.snapshot_files[status.name],
+            )
+        skew = version_skew(status, python_version=python_version)
+        if skew is not None:
+            emit_warning(Subtype.VERSION_SKEW, skew)
+    checker = Checker(env=env, config=settings.config, statuses=statuses)
+    _STATE[env] = _BuildState(settings=settings, checker=checker)
+
+
+def _record(state: _BuildState, finding: Finding, node: pending_xref) -> None:
+    state.findings.append(finding)
+    warn_finding(finding, location=node, baseline=state.settings.baseline)
+
+
+def _reference(state: _BuildState, node: pending_xref, env: BuildEnvironment) -> Reference:
+    return reference_of(node, env=env, inventory_names=state.checker.statuses)
+
+
+def on_missing_reference(
+    app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: nodes.TextElement
+) -> None:
+    """Explain an in-scope reference unless intersphinx resolves it.
+
+    Sphinx calls every ``missing-reference`` listener, whatever the others return, so
+    whether intersphinx resolves the reference is asked here directly (a few dictionary
+    lookups); when it does, the target is only checked against the installed package.
+    """
+    state = _STATE.get(env)
+    if state is None:
+        return
+    ref = _reference(state, node, env)
+    if not state.checker.in_scope(ref):
+        return
+    # with intersphinx_resolve_self, intersphinx rewrites the node it is given
+    probe = node.deepcopy() if env.config.intersphinx_resolve_self else node
+    if resolve_reference_detect_inventory(env, probe, contnode.deepcopy()) is not None:
+        finding = state.checker.gone_from_installed(ref)
+        if finding is not None:
+            _record(state, finding, node)
+        return
+    _record(state, state.checker.explain(ref), node)
+    node[_HANDLED] = True
+
+
+def on_warn_missing_reference(app: Sphinx, domain: Domain | None, node: pending_xref) -> bool:
+    """Sphinx's own "target not found" would repeat what was already explained."""
+    return bool(node.get(_HANDLED))
+
+
+class ExternalReferenceCheck(SphinxPostTransform):
+    """Explain ``:external:`` references before intersphinx's resolver replaces them.
+
+    Intersphinx resolves these in its own post-transform, never through
+    ``missing-reference``; this one runs just before it.
+    """
+
+    default_priority = ReferencesResolver.default_priority - 2
+
+    def run(self, **kwargs: Any) -> None:
+        state = _STATE.get(self.env)
+        if state is None:
+            return
+        for node in list(self.document.findall(pending_xref)):
+            if "intersphinx" not in node:
+                continue
+            contnode = cast("nodes.TextElement", node[0].deepcopy())
+            inv_name = node["inventory"]
+            if inv_name is not None and inv_name in getattr(
+                self.env, "intersphinx_named_inventory", {}
+            ):
+                found = resolve_reference_in_inventory(self.env, inv_name, node, contnode)
+            else:
+                found = resolve_reference_any_inventory(self.env, False, node, contnode)
+            ref = _reference(state, node, self.env)
+            if found is not None:
+                finding = state.checker.gone_from_installed(ref)
+                if finding is not None:
+                    _record(state, finding, node)
+                continue
+            _record(state, state.checker.explain(ref), node)
+            node.replace_self(contnode)
+
+
+def on_doctree_resolved(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    state = _STATE.get(app.env)
+    if state is not None:
+        state.written.add(docname)
+
+
+def on_build_finished(app: Sphinx, exception: BaseException | None) -> None:
+    state = _STATE.pop(app.env, None)
+    if state is None or exception is not None:
+        return
+    baseline = state.settings.baseline
+    summarise_unavailable(state.findings, baseline=baseline)
+    findings = merge_state(
+        state_path=Path(app.doctreedir) / STATE_NAME,
+        written=state.written,
+        current=state.findings,
+        all_docs=app.env.found_docs,
+    )
+    if baseline is not None:
+        warn_stale(baseline, findings)
+    from sphinxext.xref_check._report import write_report
+
+    write_report(Path(app.outdir) / REPORT_NAME, findings, baseline=baseline)

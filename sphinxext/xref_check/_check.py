@@ -1,0 +1,374 @@
+"""Explain one reference: from a ``pending_xref`` to a :class:`Finding` (plain data).
+
+Nothing here logs; :mod:`sphinxext.xref_check._report` decides what becomes a warning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from docutils.utils import get_source_line
+
+from sphinxext.xref_check._index import Entry, TargetIndex
+from sphinxext.xref_check._installed import locate
+from sphinxext.xref_check._shared import Subtype
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from pathlib import Path
+
+    from sphinx.addnodes import pending_xref
+    from sphinx.environment import BuildEnvironment
+
+    from sphinxext.xref_check._config import XrefConfig
+    from sphinxext.xref_check._load import InventoryStatus
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Reference:
+    """What a ``pending_xref`` asks for, as plain data."""
+
+    docname: str
+    file: str
+    line: int | None
+    domain: str
+    reftype: str
+    target: str
+    #: The target and its forms qualified by the current module and class.
+    variants: tuple[str, ...]
+    #: An explicit inventory (``:external+inv:`` or ``inv:target``).
+    inventory: str | None
+    external: bool
+
+    @property
+    def role(self) -> str:
+        return f"{self.domain}:{self.reftype}" if self.domain else self.reftype
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Finding:
+    """One reference that needs the author's attention."""
+
+    docname: str
+    file: str
+    line: int | None
+    role: str
+    target: str
+    cause: Subtype
+    message: str
+    suggestions: tuple[str, ...] = ()
+    #: The inventory the cause is about, if any.
+    inventory: str | None = None
+
+    def to_json(self, *, baselined: bool) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "docname": self.docname,
+            "role": self.role,
+            "target": self.target,
+            "cause": self.cause.value,
+            "message": self.message,
+            "suggestions": list(self.suggestions),
+            "baselined": baselined,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Finding:
+        line = data.get("line")
+        suggestions = data.get("suggestions") or []
+        return cls(
+            docname=str(data["docname"]),
+            file=str(data["file"]),
+            line=line if isinstance(line, int) else None,
+            role=str(data["role"]),
+            target=str(data["target"]),
+            cause=Subtype(str(data["cause"])),
+            message=str(data.get("message", "")),
+            suggestions=tuple(str(s) for s in suggestions) if isinstance(suggestions, list) else (),
+        )
+
+
+def reference_of(
+    node: pending_xref, *, env: BuildEnvironment, inventory_names: Iterable[str]
+) -> Reference:
+    docname = node.get("refdoc") or env.current_document.docname
+    source, line = get_source_line(node)
+    file = _relative(source, env.srcdir) if source else str(env.doc2path(docname, False))
+    domain = node.get("refdomain") or ""
+    target = node["reftarget"]
+    inventory = node.get("inventory") if node.get("intersphinx") else None
+    prefix, sep, rest = target.partition(":")
+    if sep and inventory is None and prefix in set(inventory_names):
+        inventory, target = prefix, rest
+    variants = [target.lstrip(".~")]
+    if domain in {"py", ""}:
+        module, cls = node.get("py:module"), node.get("py:class")
+        if module and cls:
+            variants.append(f"{module}.{cls}.{variants[0]}")
+        if module:
+            variants.append(f"{module}.{variants[0]}")
+    return Reference(
+        docname=docname,
+        file=file,
+        line=line,
+        domain=domain,
+        reftype=node["reftype"],
+        target=target,
+        variants=tuple(variants),
+        inventory=inventory,
+        external=bool(node.get("intersphinx")),
+    )
+
+
+def _relative(source: str, srcdir: Path) -> str:
+    source = source.split(":docstring of ")[0]
+    try:
+        return (srcdir.joinpath(source)).resolve().relative_to(srcdir.resolve()).as_posix()
+    except ValueError:
+        return source
+
+
+class Checker:
+    """Everything needed to explain references, built once per build."""
+
+    def __init__(
+        self,
+        *,
+        env: BuildEnvironment,
+        config: XrefConfig,
+        statuses: Iterable[InventoryStatus],
+    ) -> None:
+        self.env = env
+        self.config = config
+        self.statuses = {status.name: status for status in statuses}
+        self.failed = {name: s for name, s in self.statuses.items() if not s.loaded}
+        self.covered = frozenset(top for s in self.statuses.values() for top in s.tops)
+        self._index: TargetIndex | None = None
+        self._roles: dict[str, str] = {}
+
+    # -- the index, built on the first reference that needs it -----------------------
+
+    @property
+    def index(self) -> TargetIndex:
+        if self._index is None:
+            self._index = self._build_index()
+        return self._index
+
+    def _build_index(self) -> TargetIndex:
+        disabled = set(self.env.config.intersphinx_disabled_reftypes)
+        named: Mapping[str, Mapping[str, Mapping[str, object]]] = getattr(
+            self.env, "intersphinx_named_inventory", {}
+        )
+        sources: dict[str | None, dict[str, list[str]]] = {}
+        for inv_name, inventory in named.items():
+            sources[inv_name] = {
+                objtype: list(items)
+                for objtype, items in inventory.items()
+                if objtype not in disabled and f"{objtype.partition(':')[0]}:*" not in disabled
+            }
+        own: dict[str, list[str]] = {}
+        for domain in self.env.domains.sorted():
+            for name, _disp, objtype, _doc, _anchor, _prio in domain.get_objects():
+                own.setdefault(f"{domain.name}:{objtype}", []).append(name)
+        sources[None] = own
+        return TargetIndex.from_inventories(sources)
+
+    # -- scope --------------------------------------------------------------------
+
+    def in_scope(self, ref: Reference) -> bool:
+        if self.config.scope == "all" or ref.external or ref.inventory is not None:
+            return True
+        if ref.domain not in {"py", ""}:
+            return False
+        return any(v.partition(".")[0] in self.covered for v in ref.variants)
+
+    # -- roles ----------------------------------------------------------------------
+
+    def role_objtypes(self, ref: Reference) -> set[str] | None:
+        """``domain:type`` names the reference's role links to; None for any."""
+        if not ref.domain or ref.reftype == "any":
+            return None
+        try:
+            domain = self.env.domains[ref.domain]
+        except KeyError:
+            return set()
+        types = set(domain.objtypes_for_role(ref.reftype) or ())
+        if ref.domain == "py" and "attribute" in types:
+            types.add("method")  # properties were stored as methods before Sphinx 2.1
+        if ref.domain == "std" and "cmdoption" in types:
+            types.add("option")
+        return {f"{ref.domain}:{t}" for t in types}
+
+    def paste(self, entry: Entry) -> str:
+        """The reference to paste for *entry*, e.g. ``:meth:`gevent.hub.Hub.join```."""
+        role = self._roles.get(entry.objtype)
+        if role is None:
+            domain_name, _, objtype = entry.objtype.partition(":")
+            role = objtype
+            try:
+                obj = self.env.domains[domain_name].object_types.get(objtype)
+            except KeyError:
+                obj = None
+            if obj is not None and obj.roles:
+                role = obj.roles[0]
+            if domain_name not in {"std", self.env.config.primary_domain}:
+                role = f"{domain_name}:{role}"
+            self._roles[entry.objtype] = role
+        return f":{role}:`{entry.name}`"
+
+    def lname(self, objtype: str) -> str:
+        domain_name, _, name = objtype.partition(":")
+        try:
+            obj = self.env.domains[domain_name].object_types.get(name)
+        except KeyError:
+            obj = None
+        return str(obj.lname) if obj is not None else name
+
+    def _where(self, entry: Entry) -> str:
+        return f"in inventory {entry.inventory!r}" if entry.inventory else "in this project"
+
+    # -- the analysis -------------------------------------------------------------
+
+    def explain(self, ref: Reference) -> Finding:
+        """Why an in-scope reference did not resolve."""
+        wanted = self.role_objtypes(ref)
+        head = f"{ref.role} reference target not found: {ref.target}"
+        failed = self._failed_inventory(ref)
+        if failed is not None:
+            return self._finding(
+                ref,
+                Subtype.INVENTORY_UNAVAILABLE,
+                f"{ref.role} reference {ref.target} was neither linked nor checked: "
+                f"inventory {failed!r} did not load",
+                inventory=failed,
+            )
+        for variant in ref.variants:
+            entries = self.index.lookup(variant)
+            if entries and wanted is not None and not any(e.objtype in wanted for e in entries):
+                entry = entries[0]
+                expected = " or ".join(sorted({self.lname(t) for t in wanted})) or ref.reftype
+                paste = self.paste(entry)
+                return self._finding(
+                    ref,
+                    Subtype.WRONG_ROLE,
+                    f"{head}; it is a {self.lname(entry.objtype)} {self._where(entry)}, "
+                    f"not a {expected}: use {paste}",
+                    suggestions=(paste,),
+                    inventory=entry.inventory,
+                )
+        version = self._installed_not_in_inventory(ref)
+        if version is not None:
+            return version
+        domains = {ref.domain} if ref.domain else {"py", "std"}
+        if ref.domain == "std":
+            domains.add("py")  # a :ref: to an object is a frequent slip
+        suggestions = tuple(
+            self.paste(e) for e in self.index.suggest(ref.variants[0], domains=domains)
+        )
+        if suggestions:
+            listed = _or_list(suggestions)
+            return self._finding(
+                ref,
+                Subtype.NOT_FOUND,
+                f"{head}; did you mean {listed}?",
+                suggestions=suggestions,
+            )
+        names = ", ".join(repr(n) for n in sorted(self.statuses) if self.statuses[n].loaded)
+        where = f"this project or the inventories {names}" if names else "this project"
+        return self._finding(ref, Subtype.NOT_FOUND, f"{head}; nothing similar in {where}")
+
+    def _finding(
+        self,
+        ref: Reference,
+        cause: Subtype,
+        message: str,
+        *,
+        suggestions: tuple[str, ...] = (),
+        inventory: str | None = None,
+    ) -> Finding:
+        return Finding(
+            docname=ref.docname,
+            file=ref.file,
+            line=ref.line,
+            role=ref.role,
+            target=ref.target,
+            cause=cause,
+            message=message,
+            suggestions=suggestions,
+            inventory=inventory,
+        )
+
+    def _failed_inventory(self, ref: Reference) -> str | None:
+        if ref.inventory is not None:
+            return ref.inventory if ref.inventory in self.failed else None
+        for name, status in self.failed.items():
+            under = any(v.partition(".")[0] in status.tops for v in ref.variants)
+            if under and not any(self.index.lookup(v) for v in ref.variants):
+                return name
+        return None
+
+    def _status_for_module(self, target: str) -> InventoryStatus | None:
+        top = target.partition(".")[0]
+        for status in self.statuses.values():
+            dist = status.distribution
+            covered = dist is not None and top in dist.top_levels and top in status.tops
+            if status.loaded and covered:
+                return status
+        return None
+
+    def _installed_not_in_inventory(self, ref: Reference) -> Finding | None:
+        if not self.config.import_check or ref.domain not in {"py", ""}:
+            return None
+        for variant in ref.variants:
+            status = self._status_for_module(variant)
+            if status is None or status.distribution is None:
+                continue
+            if locate(variant).status != "found":
+                continue
+            dist = status.distribution
+            return self._finding(
+                ref,
+                Subtype.VERSION,
+                f"{ref.role} reference target not found: {variant} is in installed "
+                f"{dist.name} {dist.version} but not in {status.describe()}; link to the "
+                f"documentation of the installed version in "
+                f"intersphinx_mapping[{status.name!r}]",
+                inventory=status.name,
+            )
+        return None
+
+    def gone_from_installed(self, ref: Reference) -> Finding | None:
+        """For a reference an inventory resolves: is it gone from the installed package?"""
+        if not self.config.import_check or ref.domain != "py":
+            return None
+        wanted = self.role_objtypes(ref) or set()
+        named: Mapping[str, Mapping[str, Mapping[str, object]]] = getattr(
+            self.env, "intersphinx_named_inventory", {}
+        )
+        target = ref.variants[0]
+        status = self._status_for_module(target)
+        if status is None or status.distribution is None:
+            return None
+        inventory = named.get(status.name, {})
+        if not any(target in inventory.get(objtype, ()) for objtype in wanted):
+            return None
+        result = locate(target)
+        if result.status != "missing":
+            return None
+        dist = status.distribution
+        return self._finding(
+            ref,
+            Subtype.VERSION,
+            f"{ref.role} reference {target} resolves in {status.describe()} but is gone "
+            f"from installed {dist.name} {dist.version} ({result.reason}); link to the "
+            f"documentation of the installed version, or update the reference",
+            inventory=status.name,
+        )
+
+
+def _or_list(items: tuple[str, ...]) -> str:
+    if len(items) == 1:
+        return items[0]
+    return f"{', '.join(items[:-1])} or {items[-1]}"

@@ -1,0 +1,144 @@
+"""What is installed: distributions behind inventories, and targets found by import."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import importlib.metadata
+import re
+import types
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Distribution:
+    """An installed distribution and the top-level modules it provides."""
+
+    name: str
+    version: str
+    top_levels: frozenset[str]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ImportResult:
+    """``found``: importable; ``missing``: the package lacks it; ``unknown``: cannot tell."""
+
+    status: Literal["found", "missing", "unknown"]
+    reason: str = ""
+
+
+@functools.cache
+def _packages_distributions() -> Mapping[str, list[str]]:
+    try:
+        return importlib.metadata.packages_distributions()
+    except Exception:
+        return {}
+
+
+def _tops_of(dist_name: str) -> frozenset[str]:
+    wanted = _normalise(dist_name)
+    return frozenset(
+        top
+        for top, dists in _packages_distributions().items()
+        if any(_normalise(d) == wanted for d in dists) and top.isidentifier()
+    )
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def find_distribution(
+    *, inv_name: str, project: str, modules: Iterable[str], configured: str | None
+) -> Distribution | None:
+    """The installed distribution an inventory documents, or None.
+
+    Tried in order: the configured name, the intersphinx name, the inventory's project
+    name, then the distribution that provides the inventory's top-level modules.
+    """
+    names: list[str] = [n for n in (configured, inv_name, project) if n]
+    if configured is None:
+        providers = _packages_distributions()
+        for module in modules:
+            names.extend(providers.get(module.partition(".")[0], ()))
+    for name in names:
+        try:
+            dist = importlib.metadata.distribution(name)
+        except (importlib.metadata.PackageNotFoundError, ValueError):
+            continue
+        real_name = dist.metadata["Name"] or name
+        tops = _tops_of(real_name) or frozenset({name.replace("-", "_")})
+        return Distribution(name=real_name, version=dist.version, top_levels=tops)
+    return None
+
+
+def major_minor(version: str) -> tuple[int, int] | None:
+    match = re.match(r"v?(\d+)(?:\.(\d+))?", version.strip())
+    if match is None:
+        return None
+    return int(match[1]), int(match[2] or 0)
+
+
+@functools.cache
+def locate(target: str) -> ImportResult:
+    """Import the longest module prefix of *target*, then walk the rest by attribute.
+
+    Callers pass only targets under a top-level module of the documented
+    distribution. Nothing raised by the imported code escapes.
+    """
+    parts = target.split(".")
+    try:
+        obj: object = importlib.import_module(parts[0])
+    except ModuleNotFoundError as exc:
+        if exc.name == parts[0]:
+            return ImportResult(status="missing", reason=f"no module named {parts[0]!r}")
+        return ImportResult(status="unknown", reason=f"importing {parts[0]}: {exc}")
+    except BaseException as exc:  # the package's import code, not ours
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return ImportResult(status="unknown", reason=f"importing {parts[0]}: {exc!r}")
+    path = parts[0]
+    for part in parts[1:]:
+        parent, path = obj, f"{path}.{part}"
+        try:
+            obj = getattr(parent, part)
+            continue
+        except AttributeError:
+            pass
+        except Exception as exc:
+            return ImportResult(status="unknown", reason=f"{path}: {exc!r}")
+        if isinstance(parent, types.ModuleType):
+            try:
+                obj = importlib.import_module(path)
+                continue
+            except ModuleNotFoundError as exc:
+                if exc.name != path:
+                    return ImportResult(status="unknown", reason=f"importing {path}: {exc}")
+            except BaseException as exc:
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                return ImportResult(status="unknown", reason=f"importing {path}: {exc!r}")
+            owner = getattr(parent, "__name__", path.rpartition(".")[0])
+            return ImportResult(
+                status="missing", reason=f"module {owner!r} has no attribute {part!r}"
+            )
+        if isinstance(parent, type) and _declared(parent, part):
+            return ImportResult(status="found")
+        owner = getattr(parent, "__qualname__", type(parent).__name__)
+        return ImportResult(status="missing", reason=f"{owner!r} has no attribute {part!r}")
+    return ImportResult(status="found")
+
+
+def _declared(cls: type, name: str) -> bool:
+    """Instance attributes show only in annotations or ``__slots__``."""
+    for klass in cls.__mro__:
+        if name in getattr(klass, "__annotations__", {}):
+            return True
+        slots = getattr(klass, "__slots__", ())
+        if name in ((slots,) if isinstance(slots, str) else slots):
+            return True
+    return False

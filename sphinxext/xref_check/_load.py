@@ -1,0 +1,220 @@
+"""After intersphinx loaded the inventories: what loaded, what did not and why.
+
+Intersphinx reports a failed inventory once, without its name and with no fix, and
+tells nobody that a fallback location was used. Its log records are captured while it
+loads (between two ``builder-inited`` listeners around its own) and turned into one
+warning per inventory that names it, says why and says what to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import posixpath
+import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from sphinxext.xref_check._installed import Distribution, find_distribution, major_minor
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from sphinx.util.typing import Inventory
+
+_INTERSPHINX_LOGGER: Final = "sphinx.sphinx.ext.intersphinx"
+_HEADER_V2: Final = b"# Sphinx inventory version 2"
+_HEADER_V1: Final = b"# Sphinx inventory version 1"
+
+
+class LoadCapture(logging.Handler):
+    """Keep the text of every record intersphinx logs while it loads."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.messages.append(record.getMessage())
+        except Exception:  # a record that cannot format is no reason to stop the build
+            self.messages.append(str(record.msg))
+
+    def start(self) -> None:
+        logging.getLogger(_INTERSPHINX_LOGGER).addHandler(self)
+
+    def stop(self) -> None:
+        logging.getLogger(_INTERSPHINX_LOGGER).removeHandler(self)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class InventoryStatus:
+    """One ``intersphinx_mapping`` entry after loading."""
+
+    name: str
+    loaded: bool
+    project: str = ""
+    version: str = ""
+    #: Top-level names (first dotted component) of its ``py`` entries.
+    tops: frozenset[str] = frozenset()
+    distribution: Distribution | None = None
+    #: Why it did not load, and what to do; empty when it loaded.
+    reason: str = ""
+    #: The URL that failed when a snapshot stood in for it.
+    snapshot_for: str = ""
+
+    def describe(self) -> str:
+        if self.project:
+            return f"inventory {self.name!r} ({self.project} {self.version})".replace(" )", ")")
+        return f"inventory {self.name!r}"
+
+
+def diagnose_inventory_bytes(data: bytes) -> str | None:
+    """Why *data* is not a readable inventory, or None when it looks fine."""
+    first = data.split(b"\n", 1)[0].rstrip(b"\r")
+    if first == _HEADER_V1:
+        return None
+    if first != _HEADER_V2:
+        shown = first[:60].decode("utf-8", "replace")
+        return (
+            f"it is not a Sphinx inventory: its first line is {shown!r} instead of "
+            f"'# Sphinx inventory version 2' (an HTML or error page saved as objects.inv?)"
+        )
+    lines = data.split(b"\n", 4)
+    if len(lines) < 5:
+        return "it is truncated: the header is incomplete"
+    try:
+        zlib.decompress(lines[4])
+    except zlib.error as exc:
+        return f"its compressed part is corrupt or truncated (zlib: {exc})"
+    return None
+
+
+def _location_text(uri: str, location: str | None) -> str:
+    return posixpath.join(uri, "objects.inv") if location is None else location
+
+
+def _why(*, locations: Iterable[str], srcdir: Path, messages: Iterable[str]) -> tuple[str, str]:
+    """``(why, fix)`` for an inventory none of whose locations loaded."""
+    reasons: list[str] = []
+    remote = False
+    for location in locations:
+        if "://" in location:
+            remote = True
+            lines = [
+                line.strip()
+                for message in messages
+                for line in message.splitlines()
+                if repr(location) in line
+            ]
+            reasons.append(lines[0] if lines else f"{location} could not be fetched")
+            continue
+        path = srcdir / location
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            reasons.append(f"{path} cannot be read ({exc.strerror or exc})")
+            continue
+        problem = diagnose_inventory_bytes(data)
+        reasons.append(f"{path}: {problem or 'it could not be parsed'}")
+    fix = (
+        "check the URL and the network, or build from a pinned snapshot "
+        '(xref_check_snapshot, made by "python -m sphinxext.xref_check snapshot")'
+        if remote
+        else "point intersphinx_mapping at a valid objects.inv, or download it again"
+    )
+    return "; ".join(reasons), fix
+
+
+def inspect_inventories(
+    *,
+    mapping: Mapping[str, tuple[str, tuple[str, tuple[str | None, ...]]]],
+    named_inventory: Mapping[str, Inventory],
+    messages: list[str],
+    srcdir: Path,
+    distributions: Mapping[str, str],
+    snapshot_files: Mapping[str, Path],
+) -> list[InventoryStatus]:
+    """The status of every ``intersphinx_mapping`` entry, as plain data."""
+    statuses = []
+    for name, (_name, (uri, raw_locations)) in sorted(mapping.items()):
+        locations = [_location_text(uri, loc) for loc in raw_locations]
+        snapshot = snapshot_files.get(name)
+        inventory = named_inventory.get(name)
+        if inventory is None:
+            guessed = find_distribution(
+                inv_name=name, project="", modules=(), configured=distributions.get(name)
+            )
+            why, fix = _why(locations=locations, srcdir=srcdir, messages=messages)
+            statuses.append(
+                InventoryStatus(
+                    name=name,
+                    loaded=False,
+                    distribution=guessed,
+                    tops=guessed.top_levels if guessed else frozenset({name}),
+                    reason=f"{why}. Fix: {fix}",
+                )
+            )
+            continue
+        project = version = ""
+        for items in inventory.values():
+            for item in items.values():
+                project, version = item.project_name, item.project_version
+                break
+            if project:
+                break
+        tops = frozenset(
+            target.partition(".")[0]
+            for objtype, items in inventory.items()
+            if objtype.startswith("py:")
+            for target in items
+        )
+        modules = sorted(inventory.get("py:module", {}))
+        dist = find_distribution(
+            inv_name=name, project=project, modules=modules, configured=distributions.get(name)
+        )
+        snapshot_for = ""
+        if snapshot is not None:
+            failed = [
+                loc
+                for loc in locations
+                if "://" in loc and any(repr(loc) in message for message in messages)
+            ]
+            if failed:
+                snapshot_for = failed[0]
+        statuses.append(
+            InventoryStatus(
+                name=name,
+                loaded=True,
+                project=project,
+                version=version,
+                tops=tops,
+                distribution=dist,
+                snapshot_for=snapshot_for,
+            )
+        )
+    return statuses
+
+
+def version_skew(status: InventoryStatus, *, python_version: tuple[int, int]) -> str | None:
+    """A message when the inventory's major.minor differs from what is installed."""
+    documented = major_minor(status.version)
+    if documented is None:
+        return None
+    if status.distribution is not None:
+        installed_name = status.distribution.name
+        installed_version = status.distribution.version
+        installed = major_minor(installed_version)
+    elif status.project.lower() == "python":
+        installed_name = "Python"
+        installed_version = "{}.{}".format(*python_version)
+        installed = python_version
+    else:
+        return None
+    if installed is None or installed == documented:
+        return None
+    return (
+        f"inventory {status.name!r} is for {status.project} {status.version} but "
+        f"{installed_name} {installed_version} is installed; link to the documentation "
+        f"of the installed version in intersphinx_mapping[{status.name!r}]"
+    )
