@@ -1,0 +1,153 @@
+"""The isolated builder reports exactly what sphinx.ext.doctest reports.
+
+Each test builds the same test root twice, once with each extension, and
+compares output.txt (all but its date line), the console report and the exit
+status.  The reference runs examples inside the test process, so the root used
+here leaks nothing: no monkey-patching, no global state beyond its namespaces.
+"""
+
+from __future__ import annotations
+
+import doctest
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sphinx.util.console import strip_escape_sequences
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from sphinx.testing.util import SphinxTestApp
+
+ROOTS = Path(__file__).parent / "roots"
+OURS = "sphinxext.isolated_doctest"
+REFERENCE = "sphinx.ext.doctest"
+
+
+@pytest.fixture(autouse=True)
+def _restore_doctest_compile() -> Iterator[None]:
+    # The reference builder replaces doctest.compile for good; put it back.
+    saved = doctest.__dict__.get("compile")
+    yield
+    if saved is None:
+        doctest.__dict__.pop("compile", None)
+    else:
+        doctest.compile = saved  # type: ignore[attr-defined]
+
+
+def _build(
+    make_app: Callable[..., SphinxTestApp],
+    tmp_path: Path,
+    extension: str,
+    root: str,
+    **conf: Any,
+) -> tuple[str, str, str, int]:
+    """Build ``root`` with ``extension``: (output.txt body, status, warnings, exit status)."""
+    srcdir = tmp_path / extension
+    shutil.copytree(ROOTS / f"test-{root}", srcdir)
+    app = make_app(
+        "doctest",
+        srcdir=srcdir,
+        freshenv=True,
+        confoverrides={"extensions": [extension], **conf},
+    )
+    try:
+        app.build()
+    finally:
+        # Unregister its directives and nodes, so that the next app starts clean.
+        app.cleanup()
+    output = (app.outdir / "output.txt").read_text(encoding="utf-8")
+    first, rule, body = output.split("\n", 2)
+    assert first.startswith("Results of doctest builder run on ")
+    assert set(rule) == {"="}
+    return (
+        body,
+        strip_escape_sequences(app.status.getvalue()),
+        strip_escape_sequences(app.warning.getvalue()),
+        app.statuscode,
+    )
+
+
+VARIANTS = {
+    "defaults": {},
+    "document": {"isolated_doctest_isolation": "document"},
+    "spawn": {"isolated_doctest_start": "spawn"},
+    "jobs-1": {"isolated_doctest_jobs": 1},
+    "jobs-2": {"isolated_doctest_jobs": 2},
+    "no-successes": {"doctest_show_successes": False},
+    "fail-fast": {"doctest_fail_fast": True},
+    "no-doctest-blocks": {"doctest_test_doctest_blocks": ""},
+    "no-cache": {"isolated_doctest_cache": False},
+}
+
+
+@pytest.mark.parametrize("conf", VARIANTS.values(), ids=VARIANTS.keys())
+def test_same_report_as_reference(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path, conf: dict[str, Any]
+) -> None:
+    ours, ours_status, ours_warnings, ours_code = _build(
+        make_app, tmp_path, OURS, "isolated-fidelity", **conf
+    )
+    # The reference does not know our settings (and would warn about them).
+    ref_conf = {k: v for k, v in conf.items() if not k.startswith("isolated_doctest_")}
+    ref, ref_status, ref_warnings, ref_code = _build(
+        make_app, tmp_path, REFERENCE, "isolated-fidelity", **ref_conf
+    )
+    assert ours == ref
+    assert ours_code == ref_code == 1
+    assert ours_warnings == ref_warnings
+    # The console shows the same report (our own progress lines aside).
+    assert ref in ref_status
+    assert ours in ours_status
+    assert "running groups..." in ours_status  # ours ran in children, not in-process
+
+
+def test_reference_report_lines(make_app: Callable[..., SphinxTestApp], tmp_path: Path) -> None:
+    """Spot-check the shared report, so that a change in both cannot go unseen."""
+    body, _status, _warnings, code = _build(make_app, tmp_path, OURS, "isolated-fidelity")
+    assert code == 1
+    lines = body.splitlines()
+    for expected in [
+        'File "failing.rst", line 4, in default',
+        'File "failing.rst", line 11, in default',
+        'File "failing.rst", line 24, in default',
+        "    SystemExit: 3",
+        'File "failing.rst", line 59, in default',
+        'File "<global_setup>", line 47, in broken-setup (setup code)',
+        'File "failing.rst", line 56, in broken-cleanup (cleanup code)',
+        'File "failing.rst", line 67, in later',
+        "   7 of  10 in default",
+        "  12 tests in default",
+        "   4 tests in g1",
+        "   1 tests in g2",
+    ]:
+        assert expected in lines
+    assert body.endswith(
+        "\nDoctest summary\n"
+        "===============\n"
+        "   32 tests\n"
+        "    8 failures in tests\n"
+        "    1 failure in setup code\n"
+        "    1 failure in cleanup code\n"
+    )
+    # Skipped blocks (:skipif:, :pyversion:) never ran.
+    assert "not run" not in body
+    assert "this is not run" not in body
+
+
+def test_passing_docs_exit_zero_like_reference(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path
+) -> None:
+    ours, _, _, ours_code = _build(
+        make_app, tmp_path, OURS, "isolated-fidelity", exclude_patterns=["failing.rst"]
+    )
+    ref, _, _, ref_code = _build(
+        make_app, tmp_path, REFERENCE, "isolated-fidelity", exclude_patterns=["failing.rst"]
+    )
+    assert ours == ref
+    assert ours_code == ref_code == 0
+    assert ours.endswith(
+        "    0 failures in tests\n    0 failures in setup code\n    0 failures in cleanup code\n"
+    )
