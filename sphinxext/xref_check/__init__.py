@@ -17,7 +17,6 @@ from sphinxext.xref_check._build import (
     on_config_inited,
     on_doctree_resolved,
     on_missing_reference,
-    on_warn_missing_reference,
 )
 from sphinxext.xref_check._config import CONFIG_VALUES, add_config_values
 from sphinxext.xref_check._index import TargetIndex
@@ -42,7 +41,6 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     app.connect("builder-inited", on_builder_inited_before_load, priority=400)
     app.connect("builder-inited", on_builder_inited_after_load, priority=600)
     app.connect("missing-reference", on_missing_reference, priority=900)
-    app.connect("warn-missing-reference", on_warn_missing_reference)
     app.connect("doctree-resolved", on_doctree_resolved)
     app.connect("build-finished", on_build_finished)
     app.add_post_transform(ExternalReferenceCheck)

@@ -52,11 +52,7 @@ if TYPE_CHECKING:
 
     from sphinx.application import Sphinx
     from sphinx.config import Config
-    from sphinx.domains import Domain
     from sphinx.environment import BuildEnvironment
-
-#: Marks a node this extension has warned about (or accepted), so Sphinx does not too.
-_HANDLED = "xref_check_handled"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -149,7 +145,7 @@ def _reference(state: _BuildState, node: pending_xref, env: BuildEnvironment) ->
 
 def on_missing_reference(
     app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: nodes.TextElement
-) -> None:
+) -> nodes.TextElement | None:
     """Explain an in-scope reference unless intersphinx resolves it.
 
     Sphinx calls every ``missing-reference`` listener, whatever the others return, so
@@ -158,24 +154,21 @@ def on_missing_reference(
     """
     state = _STATE.get(env)
     if state is None:
-        return
+        return None
     ref = _reference(state, node, env)
     if not state.checker.in_scope(ref):
-        return
+        return None
     # with intersphinx_resolve_self, intersphinx rewrites the node it is given
     probe = node.deepcopy() if env.config.intersphinx_resolve_self else node
     if resolve_reference_detect_inventory(env, probe, contnode.deepcopy()) is not None:
         finding = state.checker.gone_from_installed(ref)
         if finding is not None:
             _record(state, finding, node)
-        return
+        return None
     _record(state, state.checker.explain(ref), node)
-    node[_HANDLED] = True
-
-
-def on_warn_missing_reference(app: Sphinx, domain: Domain | None, node: pending_xref) -> bool:
-    """Sphinx's own "target not found" would repeat what was already explained."""
-    return bool(node.get(_HANDLED))
+    # The text, as Sphinx renders an unresolved reference; returning it keeps Sphinx
+    # (and the standard domain, for :ref:) from repeating the warning in other words.
+    return contnode
 
 
 class ExternalReferenceCheck(SphinxPostTransform):

@@ -262,8 +262,6 @@ class Checker:
         if version is not None:
             return version
         domains = {ref.domain} if ref.domain else {"py", "std"}
-        if ref.domain == "std":
-            domains.add("py")  # a :ref: to an object is a frequent slip
         suggestions = tuple(
             self.paste(e) for e in self.index.suggest(ref.variants[0], domains=domains)
         )

@@ -1,0 +1,1 @@
+extensions = ['sphinxext.xref_check']

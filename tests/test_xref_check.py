@@ -1,0 +1,235 @@
+"""The warning lines a user sees for each cause, and the JSON report and baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sphinx.errors import ConfigError
+from xref_fixtures import DEMO_ENTRIES, SPHINX_ENTRIES, copy_root, warning_lines, write_inventory
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sphinx.testing.util import SphinxTestApp
+
+
+def _basic_app(
+    make_app: Callable[..., SphinxTestApp],
+    tmp_path: Path,
+    *,
+    baseline: str | None = None,
+    **overrides: Any,
+) -> SphinxTestApp:
+    srcdir = copy_root("xref-basic", tmp_path)
+    if baseline is not None:
+        (srcdir / "baseline.txt").write_text(baseline)
+        overrides["xref_check_baseline"] = "baseline.txt"
+    demo = write_inventory(tmp_path / "inv" / "demo.inv", "Demo", "2.0", DEMO_ENTRIES)
+    sphinx_inv = write_inventory(tmp_path / "inv" / "sphinx.inv", "Sphinx", "8.1", SPHINX_ENTRIES)
+    mapping = {
+        "demo": ("https://demo.example/", demo),
+        "sphinx": ("https://sphinx.example/", sphinx_inv),
+    }
+    return make_app(
+        "html", srcdir=srcdir, confoverrides={"intersphinx_mapping": mapping, **overrides}
+    )
+
+
+def test_each_cause_gets_its_line_and_fix(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path
+) -> None:
+    app = _basic_app(make_app, tmp_path)
+    app.build()
+    index = app.srcdir / "index.rst"
+    assert warning_lines(app) == [
+        "WARNING: inventory 'sphinx' is for Sphinx 8.1 but Sphinx 9.0.4 is installed; link "
+        "to the documentation of the installed version in intersphinx_mapping['sphinx'] "
+        "[xref_check.version_skew]",
+        # :external: roles are resolved first, by their own post-transform
+        f"{index}:10: WARNING: py:meth reference target not found: demo.Widget.spim; did you "
+        "mean :meth:`demo.Widget.spin`? [xref_check.not_found]",
+        f"{index}:6: WARNING: py:meth reference target not found: demo.Widget.spinn; did you "
+        "mean :meth:`demo.Widget.spin`? [xref_check.not_found]",
+        f"{index}:8: WARNING: py:func reference target not found: demo.Widget.spin; it is a "
+        "method in inventory 'demo', not a function: use :meth:`demo.Widget.spin` "
+        "[xref_check.wrong_role]",
+        f"{index}:12: WARNING: std:ref reference target not found: demo-intr; did you mean "
+        ":ref:`demo-intro`? [xref_check.not_found]",
+        f"{index}:14: WARNING: py:meth reference target not found: "
+        "sphinx.application.Sphinx.add_config_value is in installed Sphinx 9.0.4 but not in "
+        "inventory 'sphinx' (Sphinx 8.1); link to the documentation of the installed version "
+        "in intersphinx_mapping['sphinx'] [xref_check.version]",
+        f"{index}:16: WARNING: py:meth reference sphinx.application.Sphinx.gone_method "
+        "resolves in inventory 'sphinx' (Sphinx 8.1) but is gone from installed Sphinx 9.0.4 "
+        "('Sphinx' has no attribute 'gone_method'); link to the documentation of the "
+        "installed version, or update the reference [xref_check.version]",
+    ]
+
+
+def test_nitpicky_gives_one_warning_per_reference(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path
+) -> None:
+    app = _basic_app(make_app, tmp_path, nitpicky=True)
+    app.build()
+    lines = warning_lines(app)
+    index = app.srcdir / "index.rst"
+    # Sphinx's own "target not found" is replaced, not repeated ...
+    assert not [line for line in lines if "[ref." in line and "demo" in line]
+    # ... and references outside every inventory keep Sphinx's usual warning.
+    assert (
+        f"{index}:18: WARNING: py:class reference target not found: LocalThing [ref.class]" in lines
+    )
+    assert len([line for line in lines if "[xref_check." in line]) == 7
+
+
+def test_scope_all_suggests_project_objects(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path
+) -> None:
+    app = _basic_app(make_app, tmp_path, xref_check_scope="all", xref_check_import=False)
+    app.build()
+    index = app.srcdir / "index.rst"
+    assert (
+        f"{index}:18: WARNING: py:class reference target not found: LocalThing; did you mean "
+        ":class:`LocalWidget`? [xref_check.not_found]"
+    ) in warning_lines(app)
+
+
+def test_json_report_and_stale_baseline(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path
+) -> None:
+    app = _basic_app(make_app, tmp_path)
+    app.build()
+    report = json.loads((app.outdir / "xref_check.json").read_text())
+    assert [(f["line"], f["role"], f["target"], f["cause"]) for f in report] == [
+        (6, "py:meth", "demo.Widget.spinn", "not_found"),
+        (8, "py:func", "demo.Widget.spin", "wrong_role"),
+        (10, "py:meth", "demo.Widget.spim", "not_found"),
+        (12, "std:ref", "demo-intr", "not_found"),
+        (14, "py:meth", "sphinx.application.Sphinx.add_config_value", "version"),
+        (16, "py:meth", "sphinx.application.Sphinx.gone_method", "version"),
+    ]
+    assert report[0] == {
+        "file": "index.rst",
+        "line": 6,
+        "docname": "index",
+        "role": "py:meth",
+        "target": "demo.Widget.spinn",
+        "cause": "not_found",
+        "message": "py:meth reference target not found: demo.Widget.spinn; did you mean "
+        ":meth:`demo.Widget.spin`?",
+        "suggestions": [":meth:`demo.Widget.spin`"],
+        "baselined": False,
+    }
+
+
+def test_baseline_silences_accepted_and_reports_stale(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path
+) -> None:
+    app = _basic_app(
+        make_app,
+        tmp_path,
+        baseline="# accepted\nindex py:meth demo.Widget.spinn\nindex py:func demo.gone\n",
+    )
+    app.build()
+    lines = warning_lines(app)
+    assert not [line for line in lines if "demo.Widget.spinn" in line]
+    assert lines[-1] == (
+        f"{app.srcdir / 'baseline.txt'}:3: WARNING: baseline entry 'index py:func demo.gone' "
+        "no longer matches any reference; remove it [xref_check.stale_baseline]"
+    )
+    report = json.loads((app.outdir / "xref_check.json").read_text())
+    assert [f["baselined"] for f in report if f["target"] == "demo.Widget.spinn"] == [True]
+
+
+def test_inventory_unavailable_says_why_once_and_counts(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path
+) -> None:
+    srcdir = copy_root("xref-unavailable", tmp_path)
+    broken = tmp_path / "inv" / "broken.inv"
+    broken.parent.mkdir()
+    broken.write_bytes(
+        b"# Sphinx inventory version 2\n# Project: Broken\n# Version: 1.0\n"
+        b"# The remainder of this file is compressed using zlib.\nnot zlib at all"
+    )
+    html = tmp_path / "inv" / "html.inv"
+    html.write_bytes(b"<!DOCTYPE html>\n<html>Not found</html>\n")
+    mapping = {
+        "demo": ("https://demo.example/", str(tmp_path / "inv" / "missing.inv")),
+        "broken": ("https://broken.example/", str(broken)),
+        "html": ("https://html.example/", str(html)),
+    }
+    app = make_app("html", srcdir=srcdir, confoverrides={"intersphinx_mapping": mapping})
+    app.build()
+    ours = [line for line in warning_lines(app) if "[xref_check." in line]
+    index = app.srcdir / "index.rst"
+    assert ours == [
+        f"WARNING: inventory 'broken' did not load, so references into it are neither "
+        f"linked nor checked: {broken}: its compressed part is corrupt or truncated (zlib: "
+        "Error -3 while decompressing data: incorrect header check). Fix: point "
+        "intersphinx_mapping at a valid objects.inv, or download it again "
+        "[xref_check.inventory_unavailable]",
+        f"WARNING: inventory 'demo' did not load, so references into it are neither linked "
+        f"nor checked: {tmp_path / 'inv' / 'missing.inv'} cannot be read (No such file or "
+        "directory). Fix: point intersphinx_mapping at a valid objects.inv, or download it "
+        "again [xref_check.inventory_unavailable]",
+        f"WARNING: inventory 'html' did not load, so references into it are neither linked "
+        f"nor checked: {html}: it is not a Sphinx inventory: its first line is "
+        "'<!DOCTYPE html>' instead of '# Sphinx inventory version 2' (an HTML or error page "
+        "saved as objects.inv?). Fix: point intersphinx_mapping at a valid objects.inv, or "
+        "download it again [xref_check.inventory_unavailable]",
+        "WARNING: 1 reference into inventory 'broken' were neither linked nor checked "
+        "because it did not load: index.rst:6 [xref_check.inventory_unavailable]",
+        "WARNING: 2 references into inventory 'demo' were neither linked nor checked because "
+        "it did not load: index.rst:4, index.rst:4 [xref_check.inventory_unavailable]",
+    ]
+    assert "Traceback" not in app.warning.getvalue()
+    del index
+
+
+def test_bad_config_lists_what_is_allowed(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path
+) -> None:
+    srcdir = copy_root("xref-basic", tmp_path)
+    with pytest.raises(ConfigError, match='xref_check_scope: "external" or "all"'):
+        make_app("html", srcdir=srcdir, confoverrides={"xref_check_scope": "everything"})
+
+
+REAL = {
+    "python": "/usr/share/doc/python3.11/html/objects.inv",
+    "gevent": "/usr/share/doc/python-gevent-doc/html/objects.inv",
+    "pymongo": "/usr/share/doc/python-pymongo-doc/html/objects.inv",
+}
+
+
+@pytest.mark.skipif(
+    not all(Path(p).is_file() for p in REAL.values()),
+    reason="Debian's python3.11-doc, python-gevent-doc and python-pymongo-doc are not installed",
+)
+def test_real_debian_inventories(make_app: Callable[..., SphinxTestApp], tmp_path: Path) -> None:
+    srcdir = copy_root("xref-real", tmp_path)
+    app = make_app("html", srcdir=srcdir, confoverrides={"nitpicky": True})
+    app.build()
+    index = app.srcdir / "index.rst"
+    lines = [line for line in warning_lines(app) if "index.rst" in line]
+    assert lines == [
+        f"{index}:7: WARNING: py:meth reference target not found: gevent.hub.Hub.joinn; did "
+        "you mean :meth:`gevent.hub.Hub.join`, :func:`gevent.joinall` or "
+        ":meth:`gevent.pool.Group.join`? [xref_check.not_found]",
+        f"{index}:9: WARNING: py:func reference target not found: gevent.hub.Hub.join; it is "
+        "a method in inventory 'gevent', not a function: use :meth:`gevent.hub.Hub.join` "
+        "[xref_check.wrong_role]",
+        f"{index}:11: WARNING: py:func reference target not found: os.path.joinpath; did you "
+        "mean :func:`os.path.join`, :func:`os.path.commonpath` or :func:`os.path.normpath`? "
+        "[xref_check.not_found]",
+        f"{index}:13: WARNING: py:class reference target not found: "
+        "pymongo.mongo_client.MongoClientt; did you mean "
+        ":class:`pymongo.mongo_client.MongoClient`, :mod:`pymongo.mongo_client` or "
+        ":class:`pymongo.mongo_replica_set_client.MongoReplicaSetClient`? "
+        "[xref_check.not_found]",
+    ]
+    html = (app.outdir / "index.html").read_text()
+    assert "api/gevent.hub.html#gevent.hub.Hub.join" in html
+    assert "examples/high_availability.html#health-monitoring" in html
