@@ -82,5 +82,3 @@ warnings.filterwarnings(
 # -- HTML -----------------------------------------------------------------------
 html_theme = "furo"
 html_title = f"sphinxext-isolated-doctest {release}"
-pygments_style = "sphinx"
-pygments_dark_style = "monokai"
