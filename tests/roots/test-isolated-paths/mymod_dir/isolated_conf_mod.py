@@ -1,0 +1,1 @@
+VALUE = 'conf.py'
