@@ -59,12 +59,7 @@ class _DomainIndex:
         names.append(name)
         parent, _, last = name.rpartition(".")
         self.children[parent].add(last)
-        last_low = last.lower()
-        known = self.by_last.get(last_low)
-        if known is None:
-            for gram in _trigrams(last_low):
-                self.trigrams[gram].append(last_low)
-        self.by_last[last_low].add(name)
+        self.by_last[last.lower()].add(name)
 
     def candidates(self, target: str) -> set[str]:
         found: set[str] = set(self.lower.get(target.lower(), ()))
@@ -98,6 +93,11 @@ class _DomainIndex:
         return set()
 
     def _by_trigrams(self, last_low: str) -> set[str]:
+        if not self.trigrams:
+            # built on first use: most builds never need it
+            for word in self.by_last:
+                for gram in _trigrams(word):
+                    self.trigrams[gram].append(word)
         counts: Counter[str] = Counter()
         for gram in _trigrams(last_low):
             posting = self.trigrams.get(gram)

@@ -7,6 +7,7 @@ import functools
 import importlib
 import importlib.metadata
 import re
+import sys
 import types
 from typing import TYPE_CHECKING, Literal
 
@@ -39,13 +40,21 @@ def _packages_distributions() -> Mapping[str, list[str]]:
         return {}
 
 
-def _tops_of(dist_name: str) -> frozenset[str]:
-    wanted = _normalise(dist_name)
-    return frozenset(
-        top
-        for top, dists in _packages_distributions().items()
-        if any(_normalise(d) == wanted for d in dists) and top.isidentifier()
-    )
+def _tops_of(dist: importlib.metadata.Distribution) -> frozenset[str]:
+    """Top-level import names of one distribution, without scanning all of them."""
+    listed = dist.read_text("top_level.txt")
+    if listed:
+        return frozenset(line.strip() for line in listed.splitlines() if line.strip())
+    tops = set()
+    for file in dist.files or ():
+        parts = file.parts
+        if not parts or parts[0].endswith((".dist-info", ".egg-info", ".data")):
+            continue
+        if len(parts) > 1:
+            tops.add(parts[0])
+        elif parts[0].endswith(".py"):
+            tops.add(parts[0][:-3])
+    return frozenset(top for top in tops if top.isidentifier())
 
 
 def _normalise(name: str) -> str:
@@ -62,17 +71,20 @@ def find_distribution(
     """
     names: list[str] = [n for n in (configured, inv_name, project) if n]
     if configured is None:
-        providers = _packages_distributions()
-        for module in modules:
-            names.extend(providers.get(module.partition(".")[0], ()))
+        # scanning every installed distribution is slow: only for non-stdlib modules
+        tops = {m.partition(".")[0] for m in modules} - sys.stdlib_module_names
+        if tops:
+            providers = _packages_distributions()
+            for top in sorted(tops):
+                names.extend(providers.get(top, ()))
     for name in names:
         try:
             dist = importlib.metadata.distribution(name)
         except (importlib.metadata.PackageNotFoundError, ValueError):
             continue
         real_name = dist.metadata["Name"] or name
-        tops = _tops_of(real_name) or frozenset({name.replace("-", "_")})
-        return Distribution(name=real_name, version=dist.version, top_levels=tops)
+        found = _tops_of(dist) or frozenset({name.replace("-", "_")})
+        return Distribution(name=real_name, version=dist.version, top_levels=found)
     return None
 
 

@@ -11,7 +11,6 @@ import datetime
 import hashlib
 import json
 import posixpath
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -98,6 +97,8 @@ def _header(data: bytes, field: str) -> str:
 def _fetch(url: str, *, base: Path, timeout: float) -> bytes:
     if "://" not in url:
         return (base / url).read_bytes()
+    import urllib.request  # slow to import; only the snapshot command needs it
+
     with urllib.request.urlopen(url, timeout=timeout) as response:
         data: bytes = response.read()
         return data
