@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import textwrap
 from pathlib import Path
 import sys
 import time
@@ -184,7 +185,10 @@ class IsolatedDocTestBuilder(Builder):
                 result = results.get(job.index)
                 if result is None and job.error is None:
                     continue  # not run: an earlier failure stopped the run
-                if not report.replay(job, result, self._warn_out):
+                ok = report.replay(job, result, self._warn_out)
+                if result is not None and result.fault is None:
+                    self._relay_stderr(job, result)
+                if not ok:
                     success = False
                     if fail_fast:
                         break
@@ -192,6 +196,16 @@ class IsolatedDocTestBuilder(Builder):
             self.outcomes += report.outcomes
             if not success and fail_fast:
                 break
+
+    @staticmethod
+    def _relay_stderr(job: Job, result: JobResult) -> None:
+        """Show what a child wrote to stderr (e.g. Python warnings), as a build in
+        one process would have shown it; it is not part of output.txt."""
+        text = result.stderr_tail.strip()
+        if text:
+            groups = ", ".join(g.name for g in job.groups)
+            LOGGER.info(bold(__("stderr of %s (%s):")), job.filename, groups)
+            LOGGER.info(textwrap.indent(text, "    "))
 
     def finish(self) -> None:
         def s(v: int) -> str:

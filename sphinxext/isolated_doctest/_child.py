@@ -23,9 +23,11 @@ writes its results as JSON lines.  The parent owns all policy; this side never
 decides what is a warning or an error.
 """
 
-# Only the two modules every interpreter has imported before running a script.
+# Only modules every interpreter has imported before it runs a script.
+import _thread
 import os
 import sys
+import time
 
 # Keep the raw primitives: a preamble may replace ``os.fork`` and friends with
 # cooperative versions, and the fork server's own bookkeeping must not depend
@@ -37,11 +39,13 @@ _raw_waitpid = os.waitpid
 _raw_waitid = getattr(os, "waitid", None)
 _raw_killpg = os.killpg
 _raw_exit = os._exit
+_raw_start_thread = _thread.start_new_thread
+_raw_allocate_lock = _thread.allocate_lock
+_raw_sleep = time.sleep
 
 #: Report text longer than this is cut (head and tail kept) before it is sent.
 TEXT_LIMIT = 64 * 1024
 
-time = None  # imported after the preamble
 
 EXIT_INTERRUPTED = 120  # a KeyboardInterrupt escaped an example
 EXIT_INTERNAL = 121  # the child itself failed; the traceback is on stderr
@@ -286,8 +290,6 @@ def _run_group(doctest, runners, group, job, channel):
 
 def _run_job(job, channel):
     import doctest
-    global time
-    import time
 
     _install_compile(doctest)
     Runner = _make_runner_class(doctest, channel)
@@ -354,7 +356,7 @@ def _work(jobdir, job, preamble_error):
 
 
 def _once(jobdir):
-    job = _load_json(os.path.join(jobdir, "job.json"))
+    job = _load_json(os.path.join(jobdir, "job.json"))["job"]
     sys.path[:] = job["sys_path"]
     error = _run_preamble(job["preamble"], job["preamble_origin"])
     _work(jobdir, job, error)
@@ -369,6 +371,14 @@ def _read_lines(fd):
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
         yield from lines
+
+
+def _warm_up(doctest):
+    """Run one tiny doctest, so that what doctest loads lazily (pdb, readline...)
+    is loaded once here rather than in every worker."""
+    runner = doctest.DocTestRunner(verbose=False)
+    test = doctest.DocTestParser().get_doctest(">>> 1\n1\n", {}, "warm-up", None, 0)
+    runner.run(test, out=lambda text: None)
 
 
 def _serve(serverdir):
@@ -386,50 +396,74 @@ def _serve(serverdir):
         import doctest  # the machinery every worker needs, loaded once
 
         _install_compile(doctest)
+        _warm_up(doctest)
 
     def answer(**fields):
         _raw_write(control, (json.dumps(fields) + "\n").encode())
 
+    jobs = {}  # worker pid -> job folder
+    lock = _raw_allocate_lock()
+    wake = _raw_allocate_lock()  # released when there may be a worker to wait for
+    wake.acquire()
+
+    def nudge():
+        try:
+            wake.release()
+        except RuntimeError:  # already released
+            pass
+
+    def reap():
+        """In a thread of its own: report each worker's exit as it happens."""
+        while True:
+            try:
+                # Wait without reaping first, so the process group cannot be
+                # recycled before we kill what the example left running in it.
+                info = _raw_waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+            except ChildProcessError:
+                with lock:
+                    if not jobs and done[0]:
+                        return
+                wake.acquire()
+                continue
+            pid = info.si_pid
+            try:
+                _raw_killpg(pid, 9)
+            except OSError:
+                pass
+            status = _raw_waitpid(pid, 0)[1]
+            with lock:
+                jobdir = jobs.pop(pid, None)
+            if jobdir is not None:
+                answer(t="exit", job=jobdir, status=status)
+
+    done = [False]
     answer(t="ready", preamble_error=error)
-    monitors = set()
+    reaper_started = False
     for line in _read_lines(0):
-        jobdir = line.decode()
-        job = _load_json(os.path.join(jobdir, "job.json"))
+        request = json.loads(line)
+        jobdir = request["folder"]
         sys.stdout.flush()
         sys.stderr.flush()
-        monitor = _raw_fork()
-        if monitor == 0:
-            _monitor(jobdir, job, error, answer, control)
-        monitors.add(monitor)
-        for pid in list(monitors):
-            if _raw_waitpid(pid, os.WNOHANG)[0]:
-                monitors.discard(pid)
-    for pid in monitors:
-        _raw_waitpid(pid, 0)
-
-
-def _monitor(jobdir, job, preamble_error, answer, control):
-    """Fork the worker, wait for it, kill what it left behind, report its status."""
-    try:
-        os.close(0)
-        worker = os.fork()  # the preamble's fork, so that e.g. gevent re-inits its hub
-        if worker == 0:
-            os.setsid()
-            os.close(control)
-            _work(jobdir, job, preamble_error)
+        with lock:
+            worker = os.fork()  # the preamble's fork, so that e.g. gevent re-inits its hub
+            if worker == 0:
+                os.setsid()
+                os.close(control)
+                _work(jobdir, request["job"], error)
+            jobs[worker] = jobdir
         answer(t="started", job=jobdir, pid=worker)
-        if _raw_waitid is not None:
-            # Wait without reaping, so the process group cannot be recycled
-            # before we kill what the example left running in it.
-            _raw_waitid(os.P_PID, worker, os.WEXITED | os.WNOWAIT)
-        try:
-            _raw_killpg(worker, 9)
-        except OSError:
-            pass
-        status = _raw_waitpid(worker, 0)[1]
-        answer(t="exit", job=jobdir, status=status)
-    finally:
-        _raw_exit(0)
+        nudge()
+        if not reaper_started:
+            _raw_start_thread(reap, ())
+            reaper_started = True
+    with lock:
+        done[0] = True
+    nudge()
+    while True:
+        with lock:
+            if not jobs:
+                break
+        _raw_sleep(0.01)
 
 
 def main(argv):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sphinx.errors import ConfigError
@@ -51,40 +52,72 @@ def register(app: Sphinx) -> None:
 
 def check(app: Sphinx, config: Config) -> None:
     """``config-inited``: log each bad value, then stop with one error."""
-    problems = []
+    problems: list[tuple[str, str]] = []
     if config.isolated_doctest_isolation not in ISOLATION_LEVELS:
-        problems.append(
+        problems.append((
+            "isolated_doctest_isolation",
             f"isolated_doctest_isolation = {config.isolated_doctest_isolation!r}: "
-            f"use one of {', '.join(map(repr, ISOLATION_LEVELS))}"
-        )
+            f"use one of {', '.join(map(repr, ISOLATION_LEVELS))}",
+        ))
     if config.isolated_doctest_start not in START_METHODS:
-        problems.append(
+        problems.append((
+            "isolated_doctest_start",
             f"isolated_doctest_start = {config.isolated_doctest_start!r}: "
-            f"use one of {', '.join(map(repr, START_METHODS))}"
-        )
+            f"use one of {', '.join(map(repr, START_METHODS))}",
+        ))
     if config.isolated_doctest_start == "fork" and not hasattr(os, "fork"):
-        problems.append("isolated_doctest_start = 'fork' needs os.fork: use 'spawn' here")
+        problems.append((
+            "isolated_doctest_start",
+            "isolated_doctest_start = 'fork' needs os.fork: use 'spawn' here",
+        ))
     timeout = config.isolated_doctest_timeout
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-        problems.append(
-            f"isolated_doctest_timeout = {timeout!r}: use a number of seconds, or 0 for none"
-        )
+        problems.append((
+            "isolated_doctest_timeout",
+            f"isolated_doctest_timeout = {timeout!r}: use a number of seconds, or 0 for none",
+        ))
     jobs = config.isolated_doctest_jobs
-    if not (jobs == "auto" or (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs > 0)):
-        problems.append(f"isolated_doctest_jobs = {jobs!r}: use 'auto' or a whole number from 1")
+    if _jobs(jobs) is None:
+        problems.append((
+            "isolated_doctest_jobs",
+            f"isolated_doctest_jobs = {jobs!r}: use 'auto' or a whole number from 1",
+        ))
     note = config.isolated_doctest_preamble_note
     if isinstance(note, str) and "{preamble}" not in note:
-        problems.append(
+        problems.append((
+            "isolated_doctest_preamble_note",
             f"isolated_doctest_preamble_note = {note!r}: a text must contain '{{preamble}}', "
-            "or use True or False"
-        )
-    for problem in problems:
-        warn("%s", problem, subtype=Subtype.CONFIG, location="conf.py")
+            "or use True or False",
+        ))
+    conf_py = Path(app.confdir, "conf.py") if app.confdir else None
+    for name, problem in problems:
+        line = _line_of(conf_py, name) if conf_py else None
+        location = f"{conf_py}:{line or ''}" if conf_py else None
+        warn("%s", problem, subtype=Subtype.CONFIG, location=location)
     if problems:
         raise ConfigError(
             f"{len(problems)} isolated_doctest setting(s) in conf.py cannot be used; "
             "see the warnings above"
         )
+
+
+def _jobs(value: object) -> int | None:
+    """The number of parallel children for a ``isolated_doctest_jobs`` value, or None."""
+    if value == "auto":
+        return os.cpu_count() or 1
+    if isinstance(value, str) and value.isdigit():  # from ``-D isolated_doctest_jobs=2``
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def _line_of(path: Path, name: str) -> int | None:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    return next((n for n, line in enumerate(lines, 1) if line.lstrip().startswith(name)), None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -99,11 +132,10 @@ class Settings:
 
     @classmethod
     def from_config(cls, config: Config) -> Settings:
-        jobs = config.isolated_doctest_jobs
         return cls(
             isolation=config.isolated_doctest_isolation,
             timeout=float(config.isolated_doctest_timeout),
-            jobs=(os.cpu_count() or 1) if jobs == "auto" else int(jobs),
+            jobs=_jobs(config.isolated_doctest_jobs) or 1,
             start_method=config.isolated_doctest_start,
             cache=config.isolated_doctest_cache,
         )

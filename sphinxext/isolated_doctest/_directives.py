@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 #: The page metadata field that sets a page's preamble.
 METADATA_FIELD = "doctest-preamble"
+#: Where :func:`keep_raw_preamble` keeps the field's text as written.
+RAW_ATTRIBUTE = "isolated_doctest_raw_preamble"
 
 
 def _timeout(argument: str | None) -> float:
@@ -118,6 +120,20 @@ def _line_of(path: Path, prefix: str) -> int | None:
     return None
 
 
+def keep_raw_preamble(app: Sphinx, doctree: nodes.document) -> None:
+    """``doctree-read``, before Sphinx's metadata collector: keep the field as written.
+
+    The collector stores the field's text after transforms such as smart quotes
+    (``'`` becomes a curly quote), which breaks Python source; the paragraph's raw
+    source is what the author wrote.
+    """
+    for docinfo in doctree.findall(nodes.docinfo):
+        for field in docinfo.findall(nodes.field):
+            if field[0].astext() == METADATA_FIELD:
+                paragraphs = field[1].findall(nodes.paragraph)
+                doctree[RAW_ATTRIBUTE] = "\n\n".join(p.rawsource for p in paragraphs)
+
+
 def resolve_preambles(app: Sphinx, doctree: nodes.document) -> None:
     """``doctree-read``: record on each test node the preamble its group runs after.
 
@@ -132,7 +148,7 @@ def resolve_preambles(app: Sphinx, doctree: nodes.document) -> None:
     default_origin = f"conf.py:{line}" if line else "conf.py"
     page_value = app.env.metadata[docname].get(METADATA_FIELD)
     if page_value is not None:
-        default = str(page_value)
+        default = str(doctree.get(RAW_ATTRIBUTE, page_value))
         line = _line_of(app.env.doc2path(docname), f":{METADATA_FIELD}:")
         default_origin = f"{source}:{line}" if line else source
 
@@ -177,5 +193,6 @@ def resolve_preambles(app: Sphinx, doctree: nodes.document) -> None:
 def register(app: Sphinx) -> None:
     for name, directive in DIRECTIVES.items():
         app.add_directive(name, directive)
-    # After Sphinx's own collectors (priority 500) have read the page metadata.
+    # Around Sphinx's metadata collector (priority 500), which removes the docinfo.
+    app.connect("doctree-read", keep_raw_preamble, priority=400)
     app.connect("doctree-read", resolve_preambles, priority=600)

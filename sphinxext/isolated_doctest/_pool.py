@@ -39,6 +39,15 @@ EVENT_LIMIT = 64 * 1024 * 1024
 TAIL_BYTES = 8 * 1024
 
 
+def _scratch_dir() -> str | None:
+    """Where job folders and FIFOs go: memory-backed where there is such a place,
+    since each job creates and removes a few of them."""
+    shm = "/dev/shm"
+    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return None
+
+
 class _Tail:
     """Counts a stream and keeps its last bytes."""
 
@@ -107,7 +116,7 @@ class Executor:
         self._running: dict[str, _Running] = {}
         self._counter = 0
         self._stopping = False
-        self._folder = Path(tempfile.mkdtemp(prefix="isolated-doctest-"))
+        self._folder = Path(tempfile.mkdtemp(prefix="isolated-doctest-", dir=_scratch_dir()))
 
     # -- public -------------------------------------------------------------
 
@@ -154,8 +163,6 @@ class Executor:
         self._counter += 1
         folder = self._folder / f"job{self._counter}"
         folder.mkdir()
-        wire = job.wire(self._settings)
-        (folder / "job.json").write_text(json.dumps(wire), encoding="utf-8")
         running = _Running(job=job, folder=folder)
         for name in ("out", "err", "ev"):
             path = folder / name
@@ -173,6 +180,8 @@ class Executor:
             self._spawn(running)
 
     def _spawn(self, running: _Running) -> None:
+        wire = {"job": running.job.wire(self._settings)}
+        (running.folder / "job.json").write_text(json.dumps(wire), encoding="utf-8")
         out_w, err_w = running.keep_open[0], running.keep_open[1]
         proc = subprocess.Popen(
             [sys.executable, CHILD_SCRIPT, "once", str(running.folder)],
@@ -229,7 +238,8 @@ class Executor:
     def _request(self, server: _Server, running: _Running) -> None:
         assert server.proc.stdin is not None
         try:
-            server.proc.stdin.write(f"{running.folder}\n".encode())
+            request = {"folder": str(running.folder), "job": running.job.wire(self._settings)}
+            server.proc.stdin.write(json.dumps(request).encode() + b"\n")
             server.proc.stdin.flush()
         except OSError:
             self._server_died(server)
