@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import itertools
-import textwrap
-from pathlib import Path
 import sys
+import textwrap
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sphinx.builders import Builder
 from sphinx.locale import __
-from sphinx.util.console import bold
+from sphinx.util.console import bold  # type: ignore[attr-defined]
 from sphinx.util.display import status_iterator
 
 from sphinxext.isolated_doctest._cache import ResultCache
@@ -25,7 +25,9 @@ from sphinxext.isolated_doctest._result import JobResult
 from sphinxext.isolated_doctest._shared import LOGGER
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Set
+    from collections.abc import Iterable, Sequence, Set
+
+    from sphinx.application import Sphinx
 
     from sphinxext.isolated_doctest._job import Job
 
@@ -102,13 +104,22 @@ class IsolatedDocTestBuilder(Builder):
     def get_outdated_docs(self) -> set[str]:
         return self.env.found_docs
 
-    # Sphinx 7.x calls write(); later versions call write_documents().
-    def write(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
-        if hasattr(Builder, "write_documents"):
-            super().write(*args, **kwargs)  # type: ignore[arg-type]
-        else:
-            build_docnames = args[0] if args else kwargs.get("build_docnames")
-            self.write_documents(set(build_docnames or self.env.found_docs))  # type: ignore[arg-type]
+    if not hasattr(Builder, "write_documents"):  # Sphinx 7.x drives builders via write()
+
+        def write(  # type: ignore[misc, override]
+            self,
+            build_docnames: Iterable[str] | None,
+            updated_docnames: Sequence[str],
+            method: str = "update",
+        ) -> None:
+            docnames = self.env.all_docs if build_docnames is None else build_docnames
+            self.write_documents(set(docnames))
+
+    @property
+    def _sphinx(self) -> Sphinx:
+        """The application (``_app`` since Sphinx 8.1, ``app`` before)."""
+        app: Sphinx = getattr(self, "_app", None) or self.app
+        return app
 
     def write_documents(self, docnames: Set[str]) -> None:
         LOGGER.info(bold(__("running tests...")))
@@ -128,10 +139,11 @@ class IsolatedDocTestBuilder(Builder):
         results: dict[int, JobResult] = {}
         cache = None
         if self.settings.cache:
-            cache = ResultCache(Path(self.doctreedir, "isolated_doctest"), settings=self.run_settings)
+            folder = Path(self.doctreedir, "isolated_doctest")
+            cache = ResultCache(folder, settings=self.run_settings)
         keys: dict[int, str] = {}
         pending: list[Job] = []
-        fresh = bool(getattr(self._app, "_fresh_env_used", False))
+        fresh = bool(getattr(self._sphinx, "_fresh_env_used", False))
         for job in jobs:
             if job.error is not None:
                 continue
@@ -157,7 +169,7 @@ class IsolatedDocTestBuilder(Builder):
             __("running groups... "),
             "darkgreen",
             len(pending),
-            self._app.verbosity,
+            self._sphinx.verbosity,
             stringify_func=lambda r: labels[r.index],
         )
         for result in progress:
@@ -215,7 +227,7 @@ class IsolatedDocTestBuilder(Builder):
         failures = counts.failures
         header = "Doctest summary"
         if failures["test"] or failures["setup"] or failures["cleanup"]:
-            self._app.statuscode = 1
+            self._sphinx.statuscode = 1
             if self.config.doctest_fail_fast:
                 header = f"{header} (exiting after first failed test)"
         underline = "=" * len(header)

@@ -23,6 +23,8 @@ writes its results as JSON lines.  The parent owns all policy; this side never
 decides what is a warning or an error.
 """
 
+from __future__ import annotations
+
 # Only modules every interpreter has imported before it runs a script.
 import _thread
 import os
@@ -36,9 +38,19 @@ _raw_fork = os.fork
 _raw_read = os.read
 _raw_write = os.write
 _raw_waitpid = os.waitpid
-_raw_waitid = getattr(os, "waitid", None)
+_raw_waitid = os.waitid  # Linux and the BSDs; the fork server needs it
 _raw_killpg = os.killpg
 _raw_exit = os._exit
+
+# For the type checker only (``always_true`` in pyproject.toml): importing
+# ``typing`` here would load modules before the preamble.
+_TYPING = False
+if _TYPING:
+    from collections.abc import Iterator
+    from types import ModuleType
+    from typing import Any, NoReturn
+
+    Wire = dict[str, Any]  # a JSON object as the parent wrote it
 _raw_start_thread = _thread.start_new_thread
 _raw_allocate_lock = _thread.allocate_lock
 _raw_sleep = time.sleep
@@ -51,14 +63,14 @@ EXIT_INTERRUPTED = 120  # a KeyboardInterrupt escaped an example
 EXIT_INTERNAL = 121  # the child itself failed; the traceback is on stderr
 
 
-def _load_json(path):
+def _load_json(path: str) -> Any:
     import json  # json imports only re and codecs-level modules
 
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 
 
-def _run_preamble(source, origin):
+def _run_preamble(source: str, origin: str) -> str | None:
     """Run the preamble in its own namespace; return a traceback text or None."""
     if not source:
         return None
@@ -75,13 +87,13 @@ def _run_preamble(source, origin):
 class _Channel:
     """JSON lines on the ``ev`` FIFO."""
 
-    def __init__(self, fd):
+    def __init__(self, fd: int) -> None:
         import json
 
         self._fd = fd
         self._dumps = json.dumps
 
-    def emit(self, kind, **fields):
+    def emit(self, kind: str, **fields: Any) -> None:
         fields["t"] = kind
         data = (self._dumps(fields, ensure_ascii=True) + "\n").encode("ascii")
         view = memoryview(data)
@@ -90,7 +102,7 @@ class _Channel:
             view = view[n:]
 
 
-def _cut(text):
+def _cut(text: str) -> str:
     if len(text) <= TEXT_LIMIT:
         return text
     head, tail = text[: TEXT_LIMIT // 2], text[-TEXT_LIMIT // 8 :]
@@ -114,18 +126,20 @@ class _Mode:
     value = "single"
 
 
-def _install_compile(doctest):
-    def _compile(source, filename, mode, flags=0, dont_inherit=False):
+def _install_compile(doctest: ModuleType) -> None:
+    def _compile(
+        source: str, filename: str, mode: str, flags: int = 0, dont_inherit: bool = False
+    ) -> Any:
         return compile(source, filename, _Mode.value, flags, dont_inherit)
 
-    doctest.compile = _compile
+    doctest.compile = _compile  # type: ignore[attr-defined]
 
 
-def _make_runner_class(doctest, channel):
-    class Runner(doctest.DocTestRunner):
+def _make_runner_class(doctest: Any, channel: _Channel) -> Any:
+    class Runner(doctest.DocTestRunner):  # type: ignore[misc]
         phase = "test"
 
-        def report_start(self, out, test, example):
+        def report_start(self, out: Any, test: Any, example: Any) -> None:
             if test.lineno is not None and self.phase == "test" and _Mode.value == "single":
                 line = test.lineno + (example.lineno or 0) + 1
             else:
@@ -139,11 +153,11 @@ def _make_runner_class(doctest, channel):
     return Runner
 
 
-def _skipped(block, global_setup, global_cleanup):
+def _skipped(block: Wire, global_setup: str, global_cleanup: str) -> bool:
     condition = block.get("skipif")
     if not condition:
         return False
-    context = {}
+    context: dict[str, Any] = {}
     if global_setup:
         exec(global_setup, context)
     should_skip = eval(condition, context)
@@ -155,13 +169,13 @@ def _skipped(block, global_setup, global_cleanup):
 class _Group:
     """sphinx.ext.doctest's TestGroup, for blocks that are plain dicts."""
 
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.setup = []
-        self.tests = []
-        self.cleanup = []
+        self.setup: list[Wire] = []
+        self.tests: list[Any] = []
+        self.cleanup: list[Wire] = []
 
-    def add(self, block, prepend=False):
+    def add(self, block: Wire, prepend: bool = False) -> None:
         kind = block["kind"]
         if kind == "testsetup":
             if prepend:
@@ -174,16 +188,15 @@ class _Group:
             self.tests.append([block])
         elif kind == "testcode":
             self.tests.append((block, None))
-        elif kind == "testoutput":
-            if self.tests and len(self.tests[-1]) == 2:
-                self.tests[-1] = [self.tests[-1][0], block]
+        elif kind == "testoutput" and self.tests and len(self.tests[-1]) == 2:
+            self.tests[-1] = [self.tests[-1][0], block]
 
 
-def _options(block):
+def _options(block: Wire) -> dict[int, bool]:
     return {int(k): v for k, v in block.get("options", {}).items()}
 
 
-def _build_group(spec, job, channel):
+def _build_group(spec: Wire, job: Wire, channel: _Channel) -> _Group | None:
     """Apply ``:skipif:`` and the reference builder's grouping; None if empty."""
     group = _Group(spec["name"])
     present = False
@@ -209,17 +222,19 @@ def _build_group(spec, job, channel):
     return group
 
 
-def _run_group(doctest, runners, group, job, channel):
+def _run_group(
+    doctest: Any, runners: list[Any], group: _Group, job: Wire, channel: _Channel
+) -> bool:
     """Run one group; return False if it failed (for fail-fast)."""
     setup_runner, test_runner, cleanup_runner = runners
     parser = doctest.DocTestParser()
-    ns = {}
+    ns: dict[str, Any] = {}
     fail_fast = job["fail_fast"]
 
-    def out(text):
+    def out(text: str) -> None:
         channel.emit("out", text=_cut(text))
 
-    def run(runner, test, kind):
+    def run(runner: Any, test: Any, kind: str) -> bool:
         old_f, old_t = runner.failures, runner.tries
         test.globs = ns
         runner.run(test, out=out, clear_globs=False)
@@ -227,9 +242,9 @@ def _run_group(doctest, runners, group, job, channel):
             "record", runner=kind, name=test.name,
             failures=runner.failures - old_f, tries=runner.tries - old_t,
         )
-        return runner.failures == old_f
+        return bool(runner.failures == old_f)
 
-    def run_setup_cleanup(runner, blocks, what):
+    def run_setup_cleanup(runner: Any, blocks: list[Wire], what: str) -> bool:
         examples = [doctest.Example(b["code"], "", lineno=b["lineno"]) for b in blocks]
         if not examples:
             return True
@@ -253,7 +268,7 @@ def _run_group(doctest, runners, group, job, channel):
                 )
             except Exception:
                 channel.emit(
-                    "warning", text="ignoring invalid doctest code: %r" % (block["code"],),
+                    "warning", text=f"ignoring invalid doctest code: {block['code']!r}",
                     filename=block["filename"], lineno=block["lineno"],
                 )
                 continue
@@ -288,7 +303,7 @@ def _run_group(doctest, runners, group, job, channel):
     return success
 
 
-def _run_job(job, channel):
+def _run_job(job: Wire, channel: _Channel) -> None:
     import doctest
 
     _install_compile(doctest)
@@ -300,7 +315,7 @@ def _run_job(job, channel):
         if group is None:
             channel.emit("absent", name=spec["name"])
             continue
-        runners = []
+        runners: list[Any] = []
         for phase in ("setup", "test", "cleanup"):
             runner = Runner(verbose=False, optionflags=flags)
             runner.phase = phase
@@ -311,7 +326,7 @@ def _run_job(job, channel):
             break
 
 
-def _open_job_fds(jobdir):
+def _open_job_fds(jobdir: str) -> int:
     """Point fds 0, 1 and 2 at /dev/null and the job's FIFOs; return the ev fd."""
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -323,7 +338,7 @@ def _open_job_fds(jobdir):
     return os.open(os.path.join(jobdir, "ev"), os.O_WRONLY)
 
 
-def _work(jobdir, job, preamble_error):
+def _work(jobdir: str, job: Wire, preamble_error: str | None) -> NoReturn:
     """Run a job in this process, report, and leave without running atexit hooks."""
     status = 0
     ev = _open_job_fds(jobdir)
@@ -355,14 +370,14 @@ def _work(jobdir, job, preamble_error):
         _raw_exit(status)
 
 
-def _once(jobdir):
+def _once(jobdir: str) -> None:
     job = _load_json(os.path.join(jobdir, "job.json"))["job"]
     sys.path[:] = job["sys_path"]
     error = _run_preamble(job["preamble"], job["preamble_origin"])
     _work(jobdir, job, error)
 
 
-def _read_lines(fd):
+def _read_lines(fd: int) -> Iterator[bytes]:
     buffer = b""
     while True:
         chunk = _raw_read(fd, 65536)
@@ -373,7 +388,7 @@ def _read_lines(fd):
         yield from lines
 
 
-def _warm_up(doctest):
+def _warm_up(doctest: Any) -> None:
     """Run one tiny doctest, so that what doctest loads lazily (pdb, readline...)
     is loaded once here rather than in every worker."""
     runner = doctest.DocTestRunner(verbose=False)
@@ -381,7 +396,7 @@ def _warm_up(doctest):
     runner.run(test, out=lambda text: None)
 
 
-def _serve(serverdir):
+def _serve(serverdir: str) -> None:
     config = _load_json(os.path.join(serverdir, "server.json"))
     # Our answers go on a private copy of fd 1; fd 1 itself becomes stderr so
     # that whatever the preamble prints cannot corrupt them.
@@ -398,21 +413,21 @@ def _serve(serverdir):
         _install_compile(doctest)
         _warm_up(doctest)
 
-    def answer(**fields):
+    def answer(**fields: Any) -> None:
         _raw_write(control, (json.dumps(fields) + "\n").encode())
 
-    jobs = {}  # worker pid -> job folder
+    jobs: dict[int, str] = {}  # worker pid -> job folder
     lock = _raw_allocate_lock()
     wake = _raw_allocate_lock()  # released when there may be a worker to wait for
     wake.acquire()
 
-    def nudge():
+    def nudge() -> None:
         try:
             wake.release()
         except RuntimeError:  # already released
             pass
 
-    def reap():
+    def reap() -> None:
         """In a thread of its own: report each worker's exit as it happens."""
         while True:
             try:
@@ -424,6 +439,8 @@ def _serve(serverdir):
                     if not jobs and done[0]:
                         return
                 wake.acquire()
+                continue
+            if info is None:
                 continue
             pid = info.si_pid
             try:
@@ -466,7 +483,7 @@ def _serve(serverdir):
         _raw_sleep(0.01)
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     mode, folder = argv[1], argv[2]
     # The script's own folder is not the example's business.
     if mode == "once":

@@ -33,7 +33,7 @@ def _is_doctest_block(node: Node) -> bool:
 def _filename(env: BuildEnvironment, node: Node, docname: str) -> str:
     """The file that holds the block (which may be an included one), as Sphinx reports it."""
     try:
-        filename = relpath(node.source, env.srcdir)  # type: ignore[arg-type]
+        filename = relpath(node.source, env.srcdir)
         return filename.partition(":docstring of ")[0]
     except Exception:
         return str(env.doc2path(docname, False))
@@ -58,7 +58,7 @@ def collect(
     groups: dict[str, _Group] = {}
     star: list[Block] = []
     for node in doctree.findall(condition):
-        element: Element = node  # type: ignore[assignment]
+        element: Element = node
         source = element["test"] if "test" in element else element.astext()
         filename = _filename(env, element, docname)
         lineno = DocTestBuilder.get_line_number(element)

@@ -34,7 +34,9 @@ def _timeout(argument: str | None) -> float:
     try:
         seconds = float(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not a number of seconds (use e.g. 30, or 0 for none)")
+        raise ValueError(
+            f"{value!r} is not a number of seconds (use e.g. 30, or 0 for none)"
+        ) from None
     if seconds < 0:
         raise ValueError(f"{value!r}: a timeout cannot be negative (use 0 for none)")
     return seconds
@@ -152,7 +154,7 @@ def resolve_preambles(app: Sphinx, doctree: nodes.document) -> None:
         line = _line_of(app.env.doc2path(docname), f":{METADATA_FIELD}:")
         default_origin = f"{source}:{line}" if line else source
 
-    test_nodes: list[Element] = list(doctree.findall(_is_runnable))  # type: ignore[arg-type]
+    test_nodes: list[Element] = list(doctree.findall(_is_runnable))
     explicit: dict[str, tuple[str, str, Element]] = {}  # group -> (value, origin, node)
     conflicts: dict[str, str] = {}
     for node in test_nodes:

@@ -270,9 +270,10 @@ class Executor:
                 timeout_s = running.job.timeout_for(running.group)
                 running.fault = Fault(kind="timeout", message=f"timed out after {timeout_s:g} s")
                 self._kill(running)
-            if running.proc is not None and running.pidfd is None and running.returncode is None:
-                if running.proc.poll() is not None:
-                    self._reap(running)
+            proc = running.proc
+            polled = proc is not None and running.pidfd is None and running.returncode is None
+            if polled and proc is not None and proc.poll() is not None:
+                self._reap(running)
 
     def _on_stream(self, fd: int, running: _Running) -> None:
         try:
@@ -349,14 +350,14 @@ class Executor:
                     self._request(server, running)
                 server.waiting.clear()
                 continue
-            running = self._running.get(message["job"])
-            if running is None:
+            job = self._running.get(message["job"])
+            if job is None:
                 continue
             if kind == "started":
-                running.pid = message["pid"]
-                self._mark_started(running)
+                job.pid = message["pid"]
+                self._mark_started(job)
             elif kind == "exit":
-                running.returncode = os.waitstatus_to_exitcode(message["status"])
+                job.returncode = os.waitstatus_to_exitcode(message["status"])
 
     def _on_server_err(self, fd: int, server: _Server) -> None:
         try:
