@@ -16,6 +16,7 @@ present, the label is derived from it.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -95,14 +96,22 @@ def add_notes(app: Sphinx, doctree: nodes.document, docname: str) -> None:
         parent.insert(parent.index(block), note)
 
 
-def _add_static(app: Sphinx) -> None:
-    """``builder-inited``: ship the note's stylesheet with HTML builds."""
-    if app.builder.format != "html" or app.config.isolated_doctest_preamble_note is False:
-        return
-    static_path = list(app.config.html_static_path)
-    if str(_STATIC) not in static_path:
-        app.config.html_static_path = [*static_path, str(_STATIC)]
-    app.add_css_file(_CSS_FILE)
+def _wants_css(app: Sphinx) -> bool:
+    return app.builder.format == "html" and app.config.isolated_doctest_preamble_note is not False
+
+
+def _add_css(app: Sphinx) -> None:
+    """``builder-inited``: link the note's stylesheet from every HTML page."""
+    if _wants_css(app):
+        app.add_css_file(_CSS_FILE)
+
+
+def _copy_css(app: Sphinx, exception: BaseException | None) -> None:
+    """``build-finished``: put the stylesheet in ``_static`` (config stays untouched)."""
+    if exception is None and _wants_css(app):
+        static = Path(app.outdir) / "_static"
+        static.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_STATIC / _CSS_FILE, static / _CSS_FILE)
 
 
 def setup_html(app: Sphinx) -> None:
@@ -112,5 +121,6 @@ def setup_html(app: Sphinx) -> None:
     ``setup``): ``True`` for the default text, ``False`` for none, or a
     template in which ``{preamble}`` is replaced by the preamble's name.
     """
-    app.connect("builder-inited", _add_static)
+    app.connect("builder-inited", _add_css)
     app.connect("doctree-resolved", add_notes)
+    app.connect("build-finished", _copy_css)
