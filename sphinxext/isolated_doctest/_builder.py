@@ -132,10 +132,10 @@ class IsolatedDocTestBuilder(Builder):
                 docname=docname,
                 first_index=len(jobs),
             )
-        results = self._run(jobs)
+        results = self._run(jobs, complete=set(docnames) >= self.env.found_docs)
         self._report(jobs, results)
 
-    def _run(self, jobs: list[Job]) -> dict[int, JobResult]:
+    def _run(self, jobs: list[Job], *, complete: bool) -> dict[int, JobResult]:
         results: dict[int, JobResult] = {}
         cache = None
         if self.settings.cache:
@@ -154,8 +154,19 @@ class IsolatedDocTestBuilder(Builder):
                     results[job.index] = JobResult.from_cache(job.index, cached)
                     continue
             pending.append(job)
-        if not pending:
-            return results
+        if pending:
+            self._execute(pending, results, cache, keys)
+        if cache is not None:
+            cache.save(complete=complete)
+        return results
+
+    def _execute(
+        self,
+        pending: list[Job],
+        results: dict[int, JobResult],
+        cache: ResultCache | None,
+        keys: dict[int, str],
+    ) -> None:
 
         executor = Executor(
             settings=self.run_settings,
@@ -178,7 +189,6 @@ class IsolatedDocTestBuilder(Builder):
                 cache.put(keys[result.index], result)
             if self.config.doctest_fail_fast and _failed(result):
                 executor.stop()
-        return results
 
     def _report(self, jobs: list[Job], results: dict[int, JobResult]) -> None:
         fail_fast = self.config.doctest_fail_fast

@@ -1,4 +1,8 @@
-"""Results of earlier runs, keyed by everything that can change a group's outcome."""
+"""Results of earlier runs, keyed by everything that can change a group's outcome.
+
+One file per build folder: read once before the run, written once after it
+(a file per result would cost a file system round trip per group).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import hashlib
 import json
 import os
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,43 +21,63 @@ if TYPE_CHECKING:
 FORMAT = 1
 
 
+def installed_distributions() -> list[str]:
+    """``name-version`` of every distribution on ``sys.path``, from folder names
+    alone (``*.dist-info``, ``*.egg-info``), which is all a cache key needs."""
+    found = []
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        found += [n for n in names if n.endswith((".dist-info", ".egg-info"))]
+    return sorted(found)
+
+
 def environment_fingerprint() -> str:
-    """The interpreter and every installed distribution's version, hashed."""
-    dists = sorted(
-        f"{d.metadata['Name']}=={d.version}"
-        for d in metadata.distributions()
-        if d.metadata["Name"]
-    )
-    text = "\n".join([sys.version, sys.executable, os.getcwd(), *dists])
+    """The interpreter, the working folder and the installed distributions, hashed."""
+    text = "\n".join([sys.version, sys.executable, os.getcwd(), *installed_distributions()])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 class ResultCache:
-    """One JSON file per job under ``folder``, named by the job's key."""
+    """Job results by key, kept in ``folder/results.json``."""
 
     def __init__(self, folder: Path, *, settings: RunSettings) -> None:
-        self._folder = folder
+        self._path = folder / "results.json"
         self._settings = settings
         self._salt = f"{FORMAT}:{environment_fingerprint()}"
+        self._entries: dict[str, dict[str, Any]] = {}
+        self._used: set[str] = set()
+        try:
+            data = json.loads(self._path.read_text("utf-8"))
+        except (OSError, ValueError):
+            data = None
+        if isinstance(data, dict) and data.get("salt") == self._salt:
+            self._entries = data.get("results", {})
 
     def key(self, job: Job) -> str:
-        wire = job.wire(self._settings)
-        text = json.dumps([self._salt, wire], sort_keys=True)
+        text = json.dumps(job.wire(self._settings), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def get(self, key: str) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = json.loads((self._folder / f"{key}.json").read_text("utf-8"))
-        except (OSError, ValueError):
-            return None
-        return data
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._used.add(key)
+        return entry
 
     def put(self, key: str, result: JobResult) -> None:
         """Keep a result; faults (timeouts, crashes) are not worth repeating."""
-        if result.fault is not None:
-            return
-        self._folder.mkdir(parents=True, exist_ok=True)
-        path = self._folder / f"{key}.json"
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(result.to_json()), encoding="utf-8")
-        temporary.replace(path)
+        if result.fault is None:
+            self._entries[key] = result.to_json()
+            self._used.add(key)
+
+    def save(self, *, complete: bool) -> None:
+        """Write the cache; after a build of every page, drop what it no longer has."""
+        if complete:
+            self._entries = {k: v for k, v in self._entries.items() if k in self._used}
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self._path.with_suffix(".tmp")
+        data = {"salt": self._salt, "results": self._entries}
+        temporary.write_text(json.dumps(data), encoding="utf-8")
+        temporary.replace(self._path)

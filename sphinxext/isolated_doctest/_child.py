@@ -9,18 +9,22 @@ module uses only what a bare interpreter has already loaded (``sys``, ``os``,
 
 Two modes share the code below:
 
-``once DIR``
-    Read ``DIR/job.json``, run its preamble, run the job, exit.  One fresh
+``once PREFIX``
+    Read ``PREFIX.json``, run its preamble, run the job, exit.  One fresh
     interpreter per job.
-``serve DIR``
-    Read ``DIR/server.json``, run the preamble and import the doctest machinery
-    once, then read job folders from standard input, one a line, and fork one
-    worker per job.  Each worker is a copy of the pristine, preambled process.
+``serve CONFIG``
+    Read the JSON file CONFIG, run the preamble and import the doctest
+    machinery once, then read jobs from standard input, one JSON line each, and
+    fork one worker per job.  Each worker is a copy of the pristine, preambled
+    process.
 
-Every job folder holds ``job.json`` and three FIFOs made by the parent: ``out``
-and ``err`` (the worker's file descriptors 1 and 2) and ``ev``, where the worker
-writes its results as JSON lines.  The parent owns all policy; this side never
-decides what is a warning or an error.
+A job is named by a path prefix: the worker writes ``PREFIX.out`` and
+``PREFIX.err`` (its file descriptors 1 and 2) and ``PREFIX.ev``, its results as
+JSON lines, all plain files in a memory-backed folder that the parent reads
+once the worker has ended.  Writing files rather than pipes means the parent is
+not woken for every line, and nothing is lost when a worker dies mid-line.
+A resource limit on file size stops a worker that floods its output.  The
+parent owns all policy; this side never decides what is a warning or an error.
 """
 
 from __future__ import annotations
@@ -326,22 +330,27 @@ def _run_job(job: Wire, channel: _Channel) -> None:
             break
 
 
-def _open_job_fds(jobdir: str) -> int:
-    """Point fds 0, 1 and 2 at /dev/null and the job's FIFOs; return the ev fd."""
+def _open_job_files(prefix: str, limit: int) -> int:
+    """Point fds 0, 1 and 2 at /dev/null and the job's files; return the ev fd."""
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
     for name, target in (("out", 1), ("err", 2)):
-        fd = os.open(os.path.join(jobdir, name), os.O_WRONLY)
+        fd = os.open(f"{prefix}.{name}", flags, 0o600)
         os.dup2(fd, target)
         os.close(fd)
-    return os.open(os.path.join(jobdir, "ev"), os.O_WRONLY)
+    if limit:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return os.open(f"{prefix}.ev", flags, 0o600)
 
 
-def _work(jobdir: str, job: Wire, preamble_error: str | None) -> NoReturn:
+def _work(prefix: str, job: Wire, preamble_error: str | None) -> NoReturn:
     """Run a job in this process, report, and leave without running atexit hooks."""
     status = 0
-    ev = _open_job_fds(jobdir)
+    ev = _open_job_files(prefix, job["output_limit"])
     channel = _Channel(ev)
     try:
         if preamble_error is not None:
@@ -370,11 +379,11 @@ def _work(jobdir: str, job: Wire, preamble_error: str | None) -> NoReturn:
         _raw_exit(status)
 
 
-def _once(jobdir: str) -> None:
-    job = _load_json(os.path.join(jobdir, "job.json"))["job"]
+def _once(prefix: str) -> None:
+    job = _load_json(f"{prefix}.json")
     sys.path[:] = job["sys_path"]
     error = _run_preamble(job["preamble"], job["preamble_origin"])
-    _work(jobdir, job, error)
+    _work(prefix, job, error)
 
 
 def _read_lines(fd: int) -> Iterator[bytes]:
@@ -396,8 +405,8 @@ def _warm_up(doctest: Any) -> None:
     runner.run(test, out=lambda text: None)
 
 
-def _serve(serverdir: str) -> None:
-    config = _load_json(os.path.join(serverdir, "server.json"))
+def _serve(config_path: str) -> None:
+    config = _load_json(config_path)
     # Our answers go on a private copy of fd 1; fd 1 itself becomes stderr so
     # that whatever the preamble prints cannot corrupt them.
     control = os.dup(1)
@@ -416,7 +425,7 @@ def _serve(serverdir: str) -> None:
     def answer(**fields: Any) -> None:
         _raw_write(control, (json.dumps(fields) + "\n").encode())
 
-    jobs: dict[int, str] = {}  # worker pid -> job folder
+    jobs: dict[int, str] = {}  # worker pid -> job prefix
     lock = _raw_allocate_lock()
     wake = _raw_allocate_lock()  # released when there may be a worker to wait for
     wake.acquire()
@@ -449,16 +458,16 @@ def _serve(serverdir: str) -> None:
                 pass
             status = _raw_waitpid(pid, 0)[1]
             with lock:
-                jobdir = jobs.pop(pid, None)
-            if jobdir is not None:
-                answer(t="exit", job=jobdir, status=status)
+                prefix = jobs.pop(pid, None)
+            if prefix is not None:
+                answer(t="exit", job=prefix, status=status)
 
     done = [False]
     answer(t="ready", preamble_error=error)
     reaper_started = False
     for line in _read_lines(0):
         request = json.loads(line)
-        jobdir = request["folder"]
+        prefix = request["prefix"]
         sys.stdout.flush()
         sys.stderr.flush()
         with lock:
@@ -466,9 +475,9 @@ def _serve(serverdir: str) -> None:
             if worker == 0:
                 os.setsid()
                 os.close(control)
-                _work(jobdir, request["job"], error)
-            jobs[worker] = jobdir
-        answer(t="started", job=jobdir, pid=worker)
+                _work(prefix, request["job"], error)
+            jobs[worker] = prefix
+        answer(t="started", job=prefix, pid=worker)
         nudge()
         if not reaper_started:
             _raw_start_thread(reap, ())
@@ -484,14 +493,13 @@ def _serve(serverdir: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    mode, folder = argv[1], argv[2]
-    # The script's own folder is not the example's business.
+    mode, path = argv[1], argv[2]
     if mode == "once":
-        _once(folder)
+        _once(path)
     elif mode == "serve":
-        _serve(folder)
+        _serve(path)
     else:
-        sys.exit(f"usage: {argv[0]} once|serve FOLDER")
+        sys.exit(f"usage: {argv[0]} once PREFIX | serve CONFIG.json")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,8 +110,11 @@ class Job:
     def wire(self, settings: RunSettings) -> dict[str, Any]:
         """The job as the child reads it: JSON-ready plain data."""
         return {
-            **dataclasses.asdict(settings),
             "sys_path": list(settings.sys_path),
+            "global_setup": settings.global_setup,
+            "global_cleanup": settings.global_cleanup,
+            "optionflags": settings.optionflags,
+            "fail_fast": settings.fail_fast,
             "preamble": self.preamble.source,
             "preamble_origin": self.preamble.origin,
             "groups": [g.wire() for g in self.groups],

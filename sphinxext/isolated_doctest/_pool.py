@@ -1,8 +1,10 @@
 """Run jobs in child processes: start them, watch them, time them out, kill them.
 
-One selector loop in the sphinx-build process watches every child's output
-FIFOs, its exit (a pidfd, or the fork server's answer) and its deadline.  Nothing
-here decides policy: each finished job becomes a :class:`JobResult`.
+One selector loop in the sphinx-build process watches each child's exit (a
+pidfd, or the fork server's answer) and its deadline.  A child writes its
+results and its stdout and stderr to files in a memory-backed scratch folder;
+they are read once, when it has ended.  Nothing here decides policy: each
+finished job becomes a :class:`JobResult`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sphinxext.isolated_doctest._result import Fault, JobResult, describe_exit
+from sphinxext.isolated_doctest._result import (
+    OUTPUT_LIMIT,
+    Fault,
+    JobResult,
+    describe_exit,
+    flood_fault,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -31,66 +39,70 @@ if TYPE_CHECKING:
 
 CHILD_SCRIPT = str(Path(__file__).with_name("_child.py"))
 
-#: What a child may write to its stdout and stderr together before it is
-#: stopped as a flood; only a head and a tail of it are kept.
-OUTPUT_LIMIT = 16 * 1024 * 1024
-#: Likewise for its report events (failure reports are already cut by the child).
-EVENT_LIMIT = 64 * 1024 * 1024
+#: How much of the end of a child's stdout and stderr is kept for reports.
 TAIL_BYTES = 8 * 1024
 
 
 def _scratch_dir() -> str | None:
-    """Where job folders and FIFOs go: memory-backed where there is such a place,
-    since each job creates and removes a few of them."""
+    """Where job files go: memory-backed where there is such a place, since
+    each job creates and removes a few of them."""
     shm = "/dev/shm"
     if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
         return shm
     return None
 
 
-class _Tail:
-    """Counts a stream and keeps its last bytes."""
+def _tail(path: str) -> str:
+    """The last TAIL_BYTES of a file, decoded whatever the bytes are."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - TAIL_BYTES))
+            data = f.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", errors="backslashreplace")
+    if size > len(data):
+        text = f"[... {size - len(data)} bytes before this ...]\n{text}"
+    return text
 
-    __slots__ = ("data", "total")
 
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.total = 0
+def _flooded(prefix: str) -> bool:
+    """Whether stdout or stderr reached the size limit (a write is cut short there)."""
+    for suffix in (".out", ".err"):
+        with contextlib.suppress(OSError):
+            if os.stat(prefix + suffix).st_size >= OUTPUT_LIMIT:
+                return True
+    return False
 
-    def feed(self, chunk: bytes) -> None:
-        self.total += len(chunk)
-        self.data += chunk
-        if len(self.data) > 2 * TAIL_BYTES:
-            del self.data[:-TAIL_BYTES]
 
-    def text(self) -> str:
-        data = bytes(self.data[-TAIL_BYTES:])
-        text = data.decode("utf-8", errors="backslashreplace")
-        if self.total > len(data):
-            text = f"[... {self.total - len(data)} bytes before this ...]\n{text}"
-        return text
+def _read_events(path: str) -> list[dict[str, Any]]:
+    """The child's events; a line cut short by its death is dropped."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(OUTPUT_LIMIT)
+    except OSError:
+        return []
+    events = []
+    for line in data.split(b"\n"):
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
 
 
 @dataclass(kw_only=True, eq=False)
 class _Running:
     job: Job
-    folder: Path
-    fds: dict[int, str] = field(default_factory=dict)  # read end -> stream name
-    keep_open: list[int] = field(default_factory=list)  # our write ends of the FIFOs
+    prefix: str
     pid: int | None = None
     proc: subprocess.Popen[bytes] | None = None
     pidfd: int | None = None
     started: float | None = None
     deadline: float | None = None
-    out: _Tail = field(default_factory=_Tail)
-    err: _Tail = field(default_factory=_Tail)
-    ev_buffer: bytearray = field(default_factory=bytearray)
-    ev_total: int = 0
-    events: list[dict[str, Any]] = field(default_factory=list)
     fault: Fault | None = None
     returncode: int | None = None
-    group: str = ""
-    line: int | None = None
 
 
 @dataclass(kw_only=True, eq=False)
@@ -99,7 +111,7 @@ class _Server:
 
     proc: subprocess.Popen[bytes]
     buffer: bytearray = field(default_factory=bytearray)
-    err: _Tail = field(default_factory=_Tail)
+    err: bytearray = field(default_factory=bytearray)
     ready: bool = False
     waiting: list[_Running] = field(default_factory=list)
 
@@ -159,37 +171,30 @@ class Executor:
 
     # -- starting -------------------------------------------------------------
 
+    def _wire(self, job: Job) -> dict[str, Any]:
+        return {**job.wire(self._settings), "output_limit": OUTPUT_LIMIT}
+
     def _start(self, job: Job) -> None:
         self._counter += 1
-        folder = self._folder / f"job{self._counter}"
-        folder.mkdir()
-        running = _Running(job=job, folder=folder)
-        for name in ("out", "err", "ev"):
-            path = folder / name
-            os.mkfifo(path, 0o600)
-            read = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-            # Holding a write end ourselves means "no writer yet" reads as
-            # "nothing yet" rather than end of file.
-            running.keep_open.append(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
-            running.fds[read] = name
-            self._selector.register(read, selectors.EVENT_READ, (self._on_stream, running))
-        self._running[str(folder)] = running
+        running = _Running(job=job, prefix=str(self._folder / f"job{self._counter}"))
+        self._running[running.prefix] = running
         if self._fork:
             self._send_to_server(running)
         else:
             self._spawn(running)
 
     def _spawn(self, running: _Running) -> None:
-        wire = {"job": running.job.wire(self._settings)}
-        (running.folder / "job.json").write_text(json.dumps(wire), encoding="utf-8")
-        out_w, err_w = running.keep_open[0], running.keep_open[1]
-        proc = subprocess.Popen(
-            [sys.executable, CHILD_SCRIPT, "once", str(running.folder)],
-            stdin=subprocess.DEVNULL,
-            stdout=out_w,
-            stderr=err_w,
-            start_new_session=True,
-        )
+        prefix = running.prefix
+        Path(f"{prefix}.json").write_text(json.dumps(self._wire(running.job)), encoding="utf-8")
+        # Open the output files here too, so that what the preamble prints is kept.
+        with open(f"{prefix}.out", "ab") as out, open(f"{prefix}.err", "ab") as err:
+            proc = subprocess.Popen(
+                [sys.executable, CHILD_SCRIPT, "once", prefix],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
         running.proc = proc
         running.pid = proc.pid
         self._mark_started(running)
@@ -204,16 +209,17 @@ class Executor:
         server = self._servers.get(preamble.source)
         if server is not None:
             return server
-        folder = self._folder / f"server{len(self._servers) + 1}"
-        folder.mkdir()
-        config = {
-            "sys_path": list(self._settings.sys_path),
-            "preamble": preamble.source,
-            "preamble_origin": preamble.origin,
-        }
-        (folder / "server.json").write_text(json.dumps(config), encoding="utf-8")
+        config = self._folder / f"server{len(self._servers) + 1}.json"
+        config.write_text(
+            json.dumps({
+                "sys_path": list(self._settings.sys_path),
+                "preamble": preamble.source,
+                "preamble_origin": preamble.origin,
+            }),
+            encoding="utf-8",
+        )
         proc = subprocess.Popen(
-            [sys.executable, CHILD_SCRIPT, "serve", str(folder)],
+            [sys.executable, CHILD_SCRIPT, "serve", str(config)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -237,8 +243,8 @@ class Executor:
 
     def _request(self, server: _Server, running: _Running) -> None:
         assert server.proc.stdin is not None
+        request = {"prefix": running.prefix, "job": self._wire(running.job)}
         try:
-            request = {"folder": str(running.folder), "job": running.job.wire(self._settings)}
             server.proc.stdin.write(json.dumps(request).encode() + b"\n")
             server.proc.stdin.flush()
         except OSError:
@@ -246,12 +252,11 @@ class Executor:
 
     def _mark_started(self, running: _Running) -> None:
         running.started = time.monotonic()
-        self._set_deadline(running, running.job.groups[0].name if running.job.groups else "")
-
-    def _set_deadline(self, running: _Running, group: str) -> None:
-        running.group = group
-        timeout = running.job.timeout_for(group)
-        running.deadline = time.monotonic() + timeout if timeout > 0 else None
+        timeouts = [spec.timeout for spec in running.job.groups]
+        # A job of several groups (one page) may take each group's time; no
+        # limit if any group has none.
+        if timeouts and all(timeouts):
+            running.deadline = running.started + sum(timeouts)
 
     # -- watching -----------------------------------------------------------
 
@@ -267,55 +272,13 @@ class Executor:
         now = time.monotonic()
         for running in list(self._running.values()):
             if running.deadline is not None and now >= running.deadline and running.fault is None:
-                timeout_s = running.job.timeout_for(running.group)
-                running.fault = Fault(kind="timeout", message=f"timed out after {timeout_s:g} s")
+                seconds = running.deadline - (running.started or now)
+                running.fault = Fault(kind="timeout", message=f"timed out after {seconds:g} s")
                 self._kill(running)
             proc = running.proc
             polled = proc is not None and running.pidfd is None and running.returncode is None
             if polled and proc is not None and proc.poll() is not None:
                 self._reap(running)
-
-    def _on_stream(self, fd: int, running: _Running) -> None:
-        try:
-            chunk = os.read(fd, 1 << 16)
-        except BlockingIOError:
-            return
-        if not chunk:
-            self._selector.unregister(fd)
-            return
-        name = running.fds[fd]
-        if name == "ev":
-            self._on_events(running, chunk)
-        else:
-            (running.out if name == "out" else running.err).feed(chunk)
-            if running.out.total + running.err.total > OUTPUT_LIMIT and running.fault is None:
-                running.fault = Fault(
-                    kind="flood",
-                    message=f"flooded its output (more than {OUTPUT_LIMIT // 2**20} MiB "
-                    "written to stdout and stderr) and was stopped",
-                )
-                self._kill(running)
-
-    def _on_events(self, running: _Running, chunk: bytes) -> None:
-        running.ev_total += len(chunk)
-        if running.ev_total > EVENT_LIMIT and running.fault is None:
-            running.fault = Fault(
-                kind="flood",
-                message=f"flooded its report (more than {EVENT_LIMIT // 2**20} MiB) "
-                "and was stopped",
-            )
-            self._kill(running)
-            return
-        running.ev_buffer += chunk
-        *lines, rest = running.ev_buffer.split(b"\n")
-        running.ev_buffer = bytearray(rest)
-        for line in lines:
-            event = json.loads(line)
-            running.events.append(event)
-            if event["t"] == "group":
-                self._set_deadline(running, event["name"])
-            elif event["t"] == "start":
-                running.line = event["line"]
 
     def _on_exit(self, fd: int, running: _Running) -> None:
         self._selector.unregister(fd)
@@ -367,27 +330,23 @@ class Executor:
         if not chunk:
             self._selector.unregister(fd)
             return
-        server.err.feed(chunk)
+        server.err += chunk
+        del server.err[:-TAIL_BYTES]
 
     def _server_died(self, server: _Server) -> None:
         server.proc.poll()
-        detail = server.err.text().strip()
+        lines = server.err.decode("utf-8", "backslashreplace").strip().splitlines()
+        status = server.proc.returncode
+        message = "lost its fork server" + (f" (exit status {status})" if status else "")
+        if lines:
+            message += f": {lines[-1]}"
         for running in self._running.values():
-            if running.returncode is None and (
-                running in server.waiting or self._server_for_job(running) is server
-            ):
-                running.fault = running.fault or Fault(
-                    kind="server",
-                    message="lost its fork server"
-                    + (f" (exit status {server.proc.returncode})" if server.proc.returncode else "")
-                    + (f": {detail.splitlines()[-1]}" if detail else ""),
-                )
+            mine = self._servers.get(running.job.preamble.source) is server
+            if running.returncode is None and self._fork and mine:
+                running.fault = running.fault or Fault(kind="server", message=message)
                 self._kill(running)
                 running.returncode = -signal.SIGKILL
         server.waiting.clear()
-
-    def _server_for_job(self, running: _Running) -> _Server | None:
-        return self._servers.get(running.job.preamble.source) if self._fork else None
 
     # -- ending ---------------------------------------------------------------
 
@@ -397,23 +356,13 @@ class Executor:
                 os.killpg(running.pid, signal.SIGKILL)
 
     def _finish(self, running: _Running) -> JobResult:
-        for fd in list(running.fds):
-            while True:
-                try:
-                    chunk = os.read(fd, 1 << 16)
-                except (BlockingIOError, OSError):
-                    break
-                if not chunk:
-                    break
-                name = running.fds[fd]
-                if name == "ev":
-                    if running.fault is None:
-                        self._on_events(running, chunk)
-                else:
-                    (running.out if name == "out" else running.err).feed(chunk)
+        prefix = running.prefix
+        events = tuple(_read_events(f"{prefix}.ev"))
+        stdout, stderr = _tail(f"{prefix}.out"), _tail(f"{prefix}.err")
+        if running.fault is None and _flooded(prefix):
+            running.fault = flood_fault()
         self._release(running)
-        del self._running[str(running.folder)]
-        events = tuple(running.events)
+        del self._running[prefix]
         assert running.returncode is not None
         fault = running.fault or describe_exit(running.returncode, events)
         started = running.started or time.monotonic()
@@ -421,19 +370,12 @@ class Executor:
             index=running.job.index,
             events=events,
             fault=fault,
-            stdout_tail=running.out.text(),
-            stderr_tail=running.err.text(),
+            stdout_tail=stdout,
+            stderr_tail=stderr,
             duration=time.monotonic() - started,
         )
 
     def _release(self, running: _Running) -> None:
-        for fd in [*running.fds, *running.keep_open]:
-            with contextlib.suppress(KeyError, ValueError):
-                self._selector.unregister(fd)
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        running.fds.clear()
-        running.keep_open.clear()
         if running.pidfd is not None:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(running.pidfd)
@@ -443,7 +385,9 @@ class Executor:
         if running.proc is not None and running.returncode is None:
             running.proc.kill()
             running.proc.wait()
-        shutil.rmtree(running.folder, ignore_errors=True)
+        for suffix in (".ev", ".out", ".err", ".json"):
+            with contextlib.suppress(OSError):
+                os.unlink(running.prefix + suffix)
 
     def _stop_server(self, server: _Server) -> None:
         proc = server.proc
@@ -453,8 +397,8 @@ class Executor:
                     self._selector.unregister(stream)
                 with contextlib.suppress(OSError):
                     stream.close()
-        # The server's group holds the server and its monitors; workers have
-        # their own groups and were killed with their jobs.
+        # The server's group holds the server itself; workers have groups of
+        # their own and were killed with their jobs.
         with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -10,6 +10,10 @@ from typing import Any
 EXIT_INTERRUPTED = 120
 EXIT_INTERNAL = 121
 
+#: The largest file a child may write, its stdout, stderr and report included;
+#: past it the child is stopped (SIGXFSZ) and reported as flooding its output.
+OUTPUT_LIMIT = 64 * 1024 * 1024
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Fault:
@@ -57,11 +61,21 @@ class JobResult:
         )
 
 
+def flood_fault() -> Fault:
+    return Fault(
+        kind="flood",
+        message=f"flooded its output (more than {OUTPUT_LIMIT // 2**20} MiB "
+        "written to stdout, stderr or a file) and was stopped",
+    )
+
+
 def describe_exit(returncode: int, events: tuple[dict[str, Any], ...]) -> Fault | None:
     """Turn a child's exit status into a fault, or None for a normal end."""
     finished = any(e["t"] == "done" for e in events)
     if returncode == 0 and finished:
         return None
+    if returncode == -signal.SIGXFSZ:
+        return flood_fault()
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name
