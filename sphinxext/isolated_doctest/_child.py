@@ -419,8 +419,15 @@ def _serve(config_path: str) -> None:
     if error is None:
         import doctest  # the machinery every worker needs, loaded once
 
+        import resource  # every worker sets its output limit
+
         _install_compile(doctest)
         _warm_up(doctest)
+        # Whatever exists now is shared with every worker: keep the collector
+        # from touching (and so copying) it in each of them.
+        import gc
+
+        gc.freeze()
 
     def answer(**fields: Any) -> None:
         _raw_write(control, (json.dumps(fields) + "\n").encode())
