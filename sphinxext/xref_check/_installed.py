@@ -5,9 +5,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import importlib.machinery
 import importlib.metadata
+import os
 import re
 import sys
+import sysconfig
 import types
 from typing import TYPE_CHECKING, Literal
 
@@ -69,14 +72,20 @@ def find_distribution(
     Tried in order: the configured name, the intersphinx name, the inventory's project
     name, then the distribution that provides the inventory's top-level modules.
     """
-    names: list[str] = [n for n in (configured, inv_name, project) if n]
-    if configured is None:
-        # scanning every installed distribution is slow: only for non-stdlib modules
-        tops = {m.partition(".")[0] for m in modules} - sys.stdlib_module_names
-        if tops:
-            providers = _packages_distributions()
-            for top in sorted(tops):
-                names.extend(providers.get(top, ()))
+    names = [n for n in (configured, inv_name, project) if n]
+    found = _first_installed(names)
+    if found is not None or configured is not None:
+        return found
+    # Mapping modules to distributions reads every installed distribution's file
+    # list: only for top-level modules that are importable and not the stdlib's.
+    tops = sorted(_third_party({m.partition(".")[0] for m in modules}))
+    if not tops:
+        return None
+    providers = _packages_distributions()
+    return _first_installed([name for top in tops for name in providers.get(top, ())])
+
+
+def _first_installed(names: Iterable[str]) -> Distribution | None:
     for name in names:
         try:
             dist = importlib.metadata.distribution(name)
@@ -86,6 +95,41 @@ def find_distribution(
         found = _tops_of(dist) or frozenset({name.replace("-", "_")})
         return Distribution(name=real_name, version=dist.version, top_levels=found)
     return None
+
+
+def _third_party(tops: Iterable[str]) -> set[str]:
+    """The names in *tops* importable from outside the standard library's folders.
+
+    Looked up with the path finder's cached directory listings; nothing is imported.
+    ``sys.stdlib_module_names`` leaves out a few the standard library ships, such
+    as ``test``; no distribution provides ``__main__``.
+    """
+    stdlib = {
+        os.path.normcase(os.path.realpath(p))
+        for key in ("stdlib", "platstdlib")
+        if (p := sysconfig.get_path(key))
+    }
+    stdlib |= {os.path.join(p, "lib-dynload") for p in stdlib}
+    found = set()
+    for top in set(tops) - sys.stdlib_module_names - {"__main__"}:
+        if not top.isidentifier():
+            continue
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(top)
+        except (ImportError, ValueError):
+            continue
+        if spec is None:
+            continue
+        if spec.origin and spec.origin not in ("namespace", "built-in", "frozen"):
+            where = os.path.dirname(spec.origin)
+            if spec.submodule_search_locations is not None:
+                where = os.path.dirname(where)  # a package: the folder above it
+            places = [where]
+        else:
+            places = [os.path.dirname(p) for p in spec.submodule_search_locations or ()]
+        if any(os.path.normcase(os.path.realpath(p)) not in stdlib for p in places):
+            found.add(top)
+    return found
 
 
 def major_minor(version: str) -> tuple[int, int] | None:
