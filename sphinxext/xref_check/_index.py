@@ -1,8 +1,11 @@
-"""One index of every known target, built once per build, for exact and near lookups.
+"""One index of every known target, for exact and near lookups.
 
-Lookups never scan all entries: candidates come from dictionaries keyed by the full
-name, its lower case, its parent and its last component, and from a trigram index of
-last components; only those few candidates are compared with :mod:`difflib`.
+Exact lookups ask the inventories' own dictionaries, so they cost nothing to set up.
+Near lookups need an index of one domain's names, built on the first query into that
+domain in one pass over its names, with no object per entry: dictionaries keyed by
+the lower-case name, the parent and the lower-case last component, and a trigram index
+of last components built on first use. Lookups never scan all entries: only the few
+candidates these give are compared with :mod:`difflib`.
 """
 
 from __future__ import annotations
@@ -10,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Set
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Collection, Iterable
 
 #: Above this many siblings, near matches go through the trigram index instead.
 _MAX_SIBLINGS: Final = 1500
@@ -45,21 +49,27 @@ class _DomainIndex:
 
     __slots__ = ("by_last", "children", "lower", "trigrams")
 
-    def __init__(self) -> None:
-        self.lower: dict[str, list[str]] = defaultdict(list)
-        self.children: dict[str, set[str]] = defaultdict(set)
-        self.by_last: dict[str, set[str]] = defaultdict(set)
-        self.trigrams: dict[str, list[str]] = defaultdict(list)
-
-    def add(self, name: str) -> None:
-        low = name.lower()
-        names = self.lower[low]
-        if name in names:
-            return
-        names.append(name)
-        parent, _, last = name.rpartition(".")
-        self.children[parent].add(last)
-        self.by_last[last.lower()].add(name)
+    def __init__(self, names: Iterable[Iterable[str]]) -> None:
+        lower: dict[str, list[str]] = {}
+        children: defaultdict[str, set[str]] = defaultdict(set)
+        by_last: defaultdict[str, set[str]] = defaultdict(set)
+        for group in names:
+            for name in group:
+                low = name.lower()
+                same = lower.get(low)
+                if same is None:
+                    lower[low] = [name]
+                elif name not in same:
+                    same.append(name)
+                else:
+                    continue
+                parent, _, last = name.rpartition(".")
+                children[parent].add(last)
+                by_last[last.lower()].add(name)
+        self.lower = lower
+        self.children = children
+        self.by_last = by_last
+        self.trigrams: defaultdict[str, list[str]] = defaultdict(list)
 
     def candidates(self, target: str) -> set[str]:
         found: set[str] = set(self.lower.get(target.lower(), ()))
@@ -113,16 +123,18 @@ class _DomainIndex:
 
 
 class TargetIndex:
-    """Every target of every inventory and of the project, indexed once."""
+    """Every target of every inventory and of the project.
 
-    def __init__(self, entries: Iterable[Entry]) -> None:
-        self.exact: dict[str, list[Entry]] = defaultdict(list)
-        self._domains: dict[str, _DomainIndex] = defaultdict(_DomainIndex)
-        for entry in entries:
-            known = self.exact[entry.name]
-            if entry not in known:
-                known.append(entry)
-            self._domains[entry.domain].add(entry.name)
+    The inventories are read where they are, never copied; a domain's near-match index
+    is built on the first suggestion asked of that domain.
+    """
+
+    def __init__(self, inventories: Mapping[str | None, Mapping[str, Iterable[str]]]) -> None:
+        self._sources: dict[str | None, dict[str, Collection[str]]] = {
+            inv_name: {objtype: _as_set(names) for objtype, names in inventory.items()}
+            for inv_name, inventory in inventories.items()
+        }
+        self._domains: dict[str, _DomainIndex] = {}
 
     @classmethod
     def from_inventories(
@@ -130,15 +142,30 @@ class TargetIndex:
         inventories: Mapping[str | None, Mapping[str, Iterable[str]]],
     ) -> TargetIndex:
         """Index ``{inventory name: {objtype: names}}``; the name None is the project."""
-        return cls(
-            Entry(name=name, objtype=objtype, inventory=inv_name)
-            for inv_name, inventory in inventories.items()
-            for objtype, names in inventory.items()
-            for name in names
-        )
+        return cls(inventories)
 
     def lookup(self, target: str) -> list[Entry]:
-        return self.exact.get(target, [])
+        """Every entry named *target*, in inventory then objtype order."""
+        return [
+            Entry(name=target, objtype=objtype, inventory=inv_name)
+            for inv_name, inventory in self._sources.items()
+            for objtype, names in inventory.items()
+            if target in names
+        ]
+
+    def _domain(self, domain: str) -> _DomainIndex | None:
+        index = self._domains.get(domain)
+        if index is None:
+            groups = [
+                names
+                for inventory in self._sources.values()
+                for objtype, names in inventory.items()
+                if objtype.partition(":")[0] == domain
+            ]
+            if not groups:
+                return None
+            index = self._domains[domain] = _DomainIndex(groups)
+        return index
 
     def suggest(self, target: str, *, domains: Iterable[str], limit: int = 3) -> list[Entry]:
         """Up to *limit* entries near *target*, best first, from the given domains."""
@@ -146,7 +173,7 @@ class TargetIndex:
         scored: dict[str, float] = {}
         low = target.lower()
         for domain in sorted(wanted):
-            index = self._domains.get(domain)
+            index = self._domain(domain)
             if index is None:
                 continue
             for name in index.candidates(target):
@@ -157,6 +184,13 @@ class TargetIndex:
         ranked = sorted(scored, key=lambda name: (-scored[name], name))[:limit]
         result = []
         for name in ranked:
-            entries = [e for e in self.exact[name] if e.domain in wanted]
+            entries = [e for e in self.lookup(name) if e.domain in wanted]
             result.append(entries[0])
         return result
+
+
+def _as_set(names: Iterable[str]) -> Collection[str]:
+    """*names* as something with a fast ``in``: intersphinx's dictionaries as they are."""
+    if isinstance(names, (Mapping, Set)):
+        return names
+    return dict.fromkeys(names)
