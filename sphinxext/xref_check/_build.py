@@ -140,7 +140,8 @@ def _record(state: _BuildState, finding: Finding, node: pending_xref) -> None:
 
 
 def _reference(state: _BuildState, node: pending_xref, env: BuildEnvironment) -> Reference:
-    return reference_of(node, env=env, inventory_names=state.checker.statuses)
+    checker = state.checker
+    return reference_of(node, env=env, inventory_names=checker.statuses, files=checker.files)
 
 
 def on_missing_reference(
@@ -158,9 +159,11 @@ def on_missing_reference(
     ref = _reference(state, node, env)
     if not state.checker.in_scope(ref):
         return None
-    # with intersphinx_resolve_self, intersphinx rewrites the node it is given
+    # With intersphinx_resolve_self, intersphinx rewrites the node it is given. The
+    # resolver only wraps the content node in the link it returns, which is thrown
+    # away: a copy without children does, and costs nothing to make.
     probe = node.deepcopy() if env.config.intersphinx_resolve_self else node
-    if resolve_reference_detect_inventory(env, probe, contnode.deepcopy()) is not None:
+    if resolve_reference_detect_inventory(env, probe, contnode.copy()) is not None:
         finding = state.checker.gone_from_installed(ref)
         if finding is not None:
             _record(state, finding, node)

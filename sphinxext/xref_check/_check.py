@@ -15,7 +15,7 @@ from sphinxext.xref_check._installed import locate
 from sphinxext.xref_check._shared import Subtype
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Container, Iterable, Mapping
     from pathlib import Path
 
     from sphinx.addnodes import pending_xref
@@ -91,16 +91,27 @@ class Finding:
 
 
 def reference_of(
-    node: pending_xref, *, env: BuildEnvironment, inventory_names: Iterable[str]
+    node: pending_xref,
+    *,
+    env: BuildEnvironment,
+    inventory_names: Container[str],
+    files: dict[str, str],
 ) -> Reference:
+    """The reference *node* asks for; *files* caches each source's relative path."""
     docname = node.get("refdoc") or env.current_document.docname
     source, line = get_source_line(node)
-    file = _relative(source, env.srcdir) if source else str(env.doc2path(docname, False))
+    if source:
+        # resolving a path costs system calls, and a page holds many references
+        file = files.get(source)
+        if file is None:
+            file = files[source] = _relative(source, env.srcdir)
+    else:
+        file = str(env.doc2path(docname, False))
     domain = node.get("refdomain") or ""
     target = node["reftarget"]
     inventory = node.get("inventory") if node.get("intersphinx") else None
     prefix, sep, rest = target.partition(":")
-    if sep and inventory is None and prefix in set(inventory_names):
+    if sep and inventory is None and prefix in inventory_names:
         inventory, target = prefix, rest
     variants = [target.lstrip(".~")]
     if domain in {"py", ""}:
@@ -147,6 +158,8 @@ class Checker:
         self.covered = frozenset(top for s in self.statuses.values() for top in s.tops)
         self._index: TargetIndex | None = None
         self._roles: dict[str, str] = {}
+        #: Source file -> its path relative to the source folder, as reported.
+        self.files: dict[str, str] = {}
 
     # -- the index, built on the first reference that needs it -----------------------
 
@@ -161,10 +174,11 @@ class Checker:
         named: Mapping[str, Mapping[str, Mapping[str, object]]] = getattr(
             self.env, "intersphinx_named_inventory", {}
         )
-        sources: dict[str | None, dict[str, list[str]]] = {}
+        sources: dict[str | None, Mapping[str, Iterable[str]]] = {}
         for inv_name, inventory in named.items():
+            # intersphinx's own dictionaries, not copies: the index only reads them
             sources[inv_name] = {
-                objtype: list(items)
+                objtype: items
                 for objtype, items in inventory.items()
                 if objtype not in disabled and f"{objtype.partition(':')[0]}:*" not in disabled
             }
