@@ -45,7 +45,6 @@ from sphinxext.xref_check._report import (
     warn_stale,
 )
 from sphinxext.xref_check._shared import Subtype, emit_warning
-from sphinxext.xref_check._snapshot import apply_snapshot
 
 if TYPE_CHECKING:
     from typing import Any
@@ -81,7 +80,12 @@ def on_config_inited(app: Sphinx, config: Config) -> None:
     validate_config(app, config)
     confdir = Path(app.confdir)
     xref = XrefConfig.from_config(config, confdir)
-    files = apply_snapshot(config=config, xref=xref, confdir=confdir)
+    files: dict[str, Path] = {}
+    if xref.snapshot is not None:
+        # reading and verifying a snapshot needs hashlib and json: only builds with one
+        from sphinxext.xref_check._snapshot import apply_snapshot
+
+        files = apply_snapshot(config=config, xref=xref, confdir=confdir)
     baseline = Baseline.read(xref.baseline) if xref.baseline is not None else None
     _SETTINGS[config] = _Settings(config=xref, snapshot_files=files, baseline=baseline)
 
