@@ -92,11 +92,19 @@ class IsolatedDocTestBuilder(Builder):
         self.outfile.write(text)
 
     def _warn_out(self, text: str) -> None:
-        if self.config.verbosity < 0:
+        if self._quiet():
             LOGGER.warning(text)
         else:
             LOGGER.info(text, nonl=True)
         self.outfile.write(text)
+
+    def _quiet(self) -> bool:
+        """Whether failures go to the warning stream, as the reference decides it."""
+        verbosity = getattr(self.config, "verbosity", None)
+        if verbosity is not None:  # Sphinx 8 and later
+            return bool(verbosity < 0)
+        app = self._sphinx  # Sphinx 7.x
+        return bool(getattr(app, "quiet", False) or getattr(app, "warningiserror", False))
 
     def get_target_uri(self, docname: str, typ: str | None = None) -> str:
         return ""
@@ -112,8 +120,12 @@ class IsolatedDocTestBuilder(Builder):
             updated_docnames: Sequence[str],
             method: str = "update",
         ) -> None:
-            docnames = self.env.all_docs if build_docnames is None else build_docnames
-            self.write_documents(set(docnames))
+            # As Sphinx 7's doctest builder: all documents sorted, or the
+            # given ones in the order given.
+            if build_docnames is None:
+                self._test_documents(sorted(self.env.all_docs))
+            else:
+                self._test_documents(list(build_docnames))
 
     @property
     def _sphinx(self) -> Sphinx:
@@ -122,9 +134,12 @@ class IsolatedDocTestBuilder(Builder):
         return app
 
     def write_documents(self, docnames: Set[str]) -> None:
+        self._test_documents(sorted(docnames))
+
+    def _test_documents(self, docnames: list[str]) -> None:
         LOGGER.info(bold(__("running tests...")))
         jobs: list[Job] = []
-        for docname in sorted(docnames):
+        for docname in docnames:
             jobs += collect(
                 env=self.env,
                 config=self.config,
@@ -132,7 +147,7 @@ class IsolatedDocTestBuilder(Builder):
                 docname=docname,
                 first_index=len(jobs),
             )
-        results = self._run(jobs, complete=set(docnames) >= self.env.found_docs)
+        results = self._run(jobs, complete=self.env.found_docs.issubset(docnames))
         self._report(jobs, results)
 
     def _run(self, jobs: list[Job], *, complete: bool) -> dict[int, JobResult]:

@@ -418,8 +418,7 @@ def _serve(config_path: str) -> None:
 
     if error is None:
         import doctest  # the machinery every worker needs, loaded once
-
-        import resource  # every worker sets its output limit
+        import resource  # noqa: F401  (every worker sets its output limit with it)
 
         _install_compile(doctest)
         _warm_up(doctest)

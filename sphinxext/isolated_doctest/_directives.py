@@ -151,7 +151,7 @@ def resolve_preambles(app: Sphinx, doctree: nodes.document) -> None:
     page_value = app.env.metadata[docname].get(METADATA_FIELD)
     if page_value is not None:
         default = str(doctree.get(RAW_ATTRIBUTE, page_value))
-        line = _line_of(app.env.doc2path(docname), f":{METADATA_FIELD}:")
+        line = _line_of(Path(app.env.doc2path(docname)), f":{METADATA_FIELD}:")
         default_origin = f"{source}:{line}" if line else source
 
     test_nodes: list[Element] = list(doctree.findall(_is_runnable))
