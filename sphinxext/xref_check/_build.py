@@ -67,6 +67,8 @@ class _Settings:
 class _BuildState:
     settings: _Settings
     checker: Checker
+    #: ``intersphinx_resolve_self``, read once: every reference needs it.
+    resolve_self: bool
     findings: list[Finding] = dataclasses.field(default_factory=list)
     written: set[str] = dataclasses.field(default_factory=set)
 
@@ -135,7 +137,11 @@ def on_builder_inited_after_load(app: Sphinx) -> None:
         if skew is not None:
             emit_warning(Subtype.VERSION_SKEW, skew)
     checker = Checker(env=env, config=settings.config, statuses=statuses)
-    _STATE[env] = _BuildState(settings=settings, checker=checker)
+    _STATE[env] = _BuildState(
+        settings=settings,
+        checker=checker,
+        resolve_self=bool(getattr(app.config, "intersphinx_resolve_self", False)),
+    )
 
 
 def _record(state: _BuildState, finding: Finding, node: pending_xref) -> None:
@@ -166,7 +172,7 @@ def on_missing_reference(
     # With intersphinx_resolve_self, intersphinx rewrites the node it is given. The
     # resolver only wraps the content node in the link it returns, which is thrown
     # away: a copy without children does, and costs nothing to make.
-    probe = node.deepcopy() if env.config.intersphinx_resolve_self else node
+    probe = node.deepcopy() if state.resolve_self else node
     if resolve_reference_detect_inventory(env, probe, contnode.copy()) is not None:
         finding = state.checker.gone_from_installed(ref)
         if finding is not None:

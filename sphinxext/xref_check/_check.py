@@ -156,6 +156,8 @@ class Checker:
         self.statuses = {status.name: status for status in statuses}
         self.failed = {name: s for name, s in self.statuses.items() if not s.loaded}
         self.covered = frozenset(top for s in self.statuses.values() for top in s.tops)
+        #: Loaded inventories of an installed distribution: the import check's scope.
+        self.installed = [s for s in self.statuses.values() if s.loaded and s.distribution]
         self._index: TargetIndex | None = None
         self._roles: dict[str, str] = {}
         #: Source file -> its path relative to the source folder, as reported.
@@ -323,10 +325,9 @@ class Checker:
 
     def _status_for_module(self, target: str) -> InventoryStatus | None:
         top = target.partition(".")[0]
-        for status in self.statuses.values():
+        for status in self.installed:
             dist = status.distribution
-            covered = dist is not None and top in dist.top_levels and top in status.tops
-            if status.loaded and covered:
+            if dist is not None and top in dist.top_levels and top in status.tops:
                 return status
         return None
 
@@ -353,7 +354,7 @@ class Checker:
 
     def gone_from_installed(self, ref: Reference) -> Finding | None:
         """For a reference an inventory resolves: is it gone from the installed package?"""
-        if not self.config.import_check or ref.domain != "py":
+        if not self.config.import_check or ref.domain != "py" or not self.installed:
             return None
         wanted = self.role_objtypes(ref) or set()
         named: Mapping[str, Mapping[str, Mapping[str, object]]] = getattr(
