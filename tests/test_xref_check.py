@@ -233,3 +233,38 @@ def test_real_debian_inventories(make_app: Callable[..., SphinxTestApp], tmp_pat
     html = (app.outdir / "index.html").read_text()
     assert "api/gevent.hub.html#gevent.hub.Hub.join" in html
     assert "examples/high_availability.html#health-monitoring" in html
+
+
+def test_distribution_found_without_reading_every_installed_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sphinxext.xref_check import _installed
+
+    def read_all() -> dict[str, list[str]]:
+        raise AssertionError("read the file list of every installed distribution")
+
+    # Python's inventory: standard library modules, plus 'test' and '__main__',
+    # which sys.stdlib_module_names leaves out.
+    monkeypatch.setattr(_installed, "_packages_distributions", read_all)
+    modules = ["__main__", "json", "os.path", "test.support"]
+    found = _installed.find_distribution(
+        inv_name="python", project="Python", modules=modules, configured=None
+    )
+    assert found is None
+    # named after the distribution: found by name
+    found = _installed.find_distribution(
+        inv_name="sphinx", project="Sphinx", modules=["sphinx.application"], configured=None
+    )
+    assert found is not None
+    assert found.name == "Sphinx"
+    assert "sphinx" in found.top_levels
+
+
+def test_distribution_found_by_its_modules() -> None:
+    from sphinxext.xref_check._installed import find_distribution
+
+    found = find_distribution(
+        inv_name="sphinx-docs", project="", modules=["sphinx.application"], configured=None
+    )
+    assert found is not None
+    assert found.name == "Sphinx"
