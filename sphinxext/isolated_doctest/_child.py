@@ -344,6 +344,12 @@ def _open_job_files(prefix: str, limit: int) -> int:
         import resource
 
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        # Python ignores SIGXFSZ, so a write past the limit would only raise
+        # OSError and the group would go on; the default action stops the child
+        # in the example that flooded, where the report then places the flood.
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     return os.open(f"{prefix}.ev", flags, 0o600)
 
 
