@@ -1,0 +1,265 @@
+"""Faults: a group that hangs, crashes, exits or floods is that group's failure only."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from sphinx.util.console import strip_escape_sequences
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sphinx.testing.util import SphinxTestApp
+
+ROOTS = Path(__file__).parent / "roots"
+DIVIDER = "*" * 70
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="process checks read /proc"
+)
+
+
+@pytest.fixture(scope="session")
+def rootdir() -> Path:
+    return ROOTS
+
+
+def _body(app: SphinxTestApp) -> str:
+    """output.txt without its dated title."""
+    return (app.outdir / "output.txt").read_text(encoding="utf-8").split("\n", 2)[2]
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (dead, not yet reaped by its new parent) does not."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    state = next(line for line in status.splitlines() if line.startswith("State:"))
+    return state.split()[1] not in {"Z", "X"}
+
+
+def _wait_gone(pids: list[int], seconds: float = 3.0) -> list[int]:
+    """The pids still alive after up to ``seconds`` (a kill is not instant)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        alive = [pid for pid in pids if _alive(pid)]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
+@pytest.mark.sphinx(
+    "doctest",
+    testroot="isolated-faults",
+    freshenv=True,
+    confoverrides={"isolated_doctest_timeout": 2},
+)
+def test_each_fault_is_its_groups_failure(app: SphinxTestApp) -> None:
+    """A timeout (option and config), SIGSEGV, os._exit, KeyboardInterrupt: every other
+    group still runs and output.txt ends with its summary."""
+    app.build()
+    assert _body(app) == (
+        "\nDocument: index\n"
+        "---------------\n"
+        f"{DIVIDER}\n"
+        'File "index.rst", line 10, in hang\n'
+        "Failed example:\n"
+        "    time.sleep(60)\n"
+        "Timed out after 1 s in the example at line 10; the rest of group 'hang' did not run.\n"
+        f"{DIVIDER}\n"
+        'File "index.rst", line 16, in segfault\n'
+        "Failed example:\n"
+        "    ctypes.string_at(0)\n"
+        "Killed by SIGSEGV in the example at line 16; "
+        "the rest of group 'segfault' did not run.\n"
+        f"{DIVIDER}\n"
+        'File "index.rst", line 22, in exit\n'
+        "Failed example:\n"
+        "    os._exit(3)\n"
+        "Exited with status 3 in the example at line 22; the rest of group 'exit' did not run.\n"
+        "Last lines written to stderr:\n"
+        "    leaving now\n"
+        f"{DIVIDER}\n"
+        'File "index.rst", line 26, in interrupt\n'
+        "Failed example:\n"
+        "    raise KeyboardInterrupt\n"
+        "Raised KeyboardInterrupt in the example at line 26; "
+        "the rest of group 'interrupt' did not run.\n"
+        f"{DIVIDER}\n"
+        'File "index.rst", line 38, in cleanup-hang (cleanup code)\n'
+        "Failed example:\n"
+        "    import time\n"
+        "    time.sleep(60)\n"
+        "Timed out after 2 s in the example at line 38; "
+        "the rest of group 'cleanup-hang' did not run.\n"
+        "3 items passed all tests:\n"
+        "   1 tests in after\n"
+        "   1 tests in before\n"
+        "   1 tests in cleanup-hang\n"
+        f"{DIVIDER}\n"
+        "4 items had failures:\n"
+        "   1 of   3 in exit\n"
+        "   1 of   2 in hang\n"
+        "   1 of   1 in interrupt\n"
+        "   1 of   2 in segfault\n"
+        "11 tests in 7 items.\n"
+        "7 passed and 4 failed.\n"
+        "***Test Failed*** 4 failures.\n"
+        f"{DIVIDER}\n"
+        "1 items had failures:\n"
+        "   1 of   1 in cleanup-hang (cleanup code)\n"
+        "1 tests in 1 items.\n"
+        "0 passed and 1 failed.\n"
+        "***Test Failed*** 1 failures.\n"
+        "\nDoctest summary\n===============\n   11 tests\n    4 failures in tests\n"
+        "    0 failures in setup code\n    1 failure in cleanup code\n"
+    )
+    assert app.statuscode == 1
+
+
+@pytest.mark.sphinx("doctest", testroot="isolated-flood", freshenv=True)
+def test_floods_are_cut_and_bad_bytes_break_nothing(app: SphinxTestApp) -> None:
+    app.build()
+    output = app.outdir / "output.txt"
+    assert output.stat().st_size < 2**20  # a 60 MB "Got:" is cut, not copied
+    body = _body(app)
+    lines = body.splitlines()
+    at = lines.index('File "index.rst", line 4, in big-print')
+    assert lines[at + 1 : at + 5] == [
+        "Failed example:",
+        "    print('x' * 60_000_000)",
+        "Expected:",
+        "    something else",
+    ]
+    assert lines[at + 5] == "Got:"
+    assert lines[at + 7].startswith("[... ") and lines[at + 7].endswith(" characters cut ...]")
+    assert (
+        f"{DIVIDER}\n"
+        'File "index.rst", line 10, in fd-flood\n'
+        "Failed example:\n"
+        "    for _ in range(80): _ = os.write(1, b'x' * 2**20)\n"
+        "Flooded its output (more than 64 MiB written to stdout, stderr or a file) and was "
+        "stopped in the example at line 10; the rest of group 'fd-flood' did not run.\n"
+        "2 items passed all tests:\n"
+        "   1 tests in after\n"
+        "   4 tests in not-utf8\n"
+    ) in body
+    assert body.endswith(
+        "\nDoctest summary\n===============\n    8 tests\n    2 failures in tests\n"
+        "    0 failures in setup code\n    0 failures in cleanup code\n"
+    )
+    assert app.statuscode == 1
+    # What not-utf8 wrote to fd 2 reaches the console, escaped.
+    status = strip_escape_sequences(app.status.getvalue()).splitlines()
+    at = status.index("stderr of index.rst (not-utf8):")
+    assert status[at + 1] == "    err \\xc3( bytes"
+
+
+@pytest.mark.sphinx("doctest", testroot="isolated-mongo-hang", freshenv=True)
+def test_hanging_join_under_gevent_times_out(app: SphinxTestApp) -> None:
+    """The hang that started it all: joining the hub while a MongoClient's monitors run."""
+    app.build()
+    body = _body(app)
+    assert (
+        f"{DIVIDER}\n"
+        'File "index.rst", line 7, in default\n'
+        "Failed example:\n"
+        "    gevent.get_hub().join()\n"
+        "Timed out after 3 s in the example at line 7; the rest of group 'default' did not run.\n"
+        "1 items passed all tests:\n"
+        "   1 tests in after\n"
+    ) in body
+    assert body.endswith(
+        "\nDoctest summary\n===============\n    5 tests\n    1 failure in tests\n"
+        "    0 failures in setup code\n    0 failures in cleanup code\n"
+    )
+    assert app.statuscode == 1
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+@pytest.mark.sphinx("doctest", testroot="isolated-orphans", freshenv=True)
+def test_no_process_outlives_its_group(
+    make_app: Callable[..., SphinxTestApp],
+    app_params: tuple[list, dict],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    start: str,
+) -> None:
+    """Processes an example started die with its group: after a normal end, a timeout
+    and an exit."""
+    monkeypatch.setenv("ISOLATED_DOCTEST_PIDS", str(tmp_path))
+    args, kwargs = app_params
+    app = make_app(*args, **kwargs, confoverrides={"isolated_doctest_start": start})
+    pids = []
+    try:
+        app.build()
+        names = sorted(p.name for p in tmp_path.iterdir())
+        assert names == ["crashes", "ends-normally", "times-out"]
+        pids = [int((tmp_path / name).read_text()) for name in names]
+        assert _wait_gone(pids) == []
+        assert "Timed out after 1 s in the example at line 22" in _body(app)
+        assert "Exited with status 7 in the example at line 28" in _body(app)
+    finally:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_ctrl_c_stops_every_child(tmp_path: Path) -> None:
+    """SIGINT to sphinx-build, while three groups sleep: it exits at once, and so do they."""
+    pids_dir = tmp_path / "pids"
+    pids_dir.mkdir()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-b",
+            "doctest",
+            "-E",
+            "-q",
+            "-D",
+            "isolated_doctest_jobs=3",
+            str(ROOTS / "test-isolated-sleepers"),
+            str(tmp_path / "out"),
+        ],
+        env={**os.environ, "ISOLATED_DOCTEST_PIDS": str(pids_dir)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        # As a terminal would deliver it, even if this process was started ignoring it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len([p for p in pids_dir.iterdir() if p.suffix != ".tmp"]) < 3:
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "the groups did not start"
+            time.sleep(0.05)
+        pids = [int(pid) for p in pids_dir.iterdir() for pid in p.read_text().split()]
+        assert len(pids) == 6 and _wait_gone(pids, 0) == pids
+
+        interrupted = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=10)
+        assert time.monotonic() - interrupted < 5
+        assert proc.returncode == 2, output
+        assert "Interrupted!" in output.decode()
+        assert _wait_gone(pids) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
