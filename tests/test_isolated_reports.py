@@ -1,0 +1,202 @@
+"""The result cache, output.json, junit.xml and the console's slowest groups."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from xml.etree import ElementTree
+
+import pytest
+from sphinx.util.console import strip_escape_sequences
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sphinx.testing.util import SphinxTestApp
+
+ROOTS = Path(__file__).parent / "roots"
+
+
+@pytest.fixture(scope="session")
+def rootdir() -> Path:
+    return ROOTS
+
+
+def _body(app: SphinxTestApp) -> str:
+    """output.txt without its dated title."""
+    return (app.outdir / "output.txt").read_text(encoding="utf-8").split("\n", 2)[2]
+
+
+def _status(app: SphinxTestApp) -> str:
+    return strip_escape_sequences(app.status.getvalue())
+
+
+FAILURE_B = (
+    "**********************************************************************\n"
+    'File "index.rst", line 11, in b\n'
+    "Failed example:\n"
+    "    'b'\n"
+    "Expected:\n"
+    "    'not b'\n"
+    "Got:\n"
+    "    'b'\n"
+)
+
+
+@pytest.mark.sphinx("doctest", testroot="isolated-cache", freshenv=True)
+def test_cache_reruns_only_what_changed(
+    make_app: Callable[..., SphinxTestApp],
+    app_params: tuple[list[Any], dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each group of the root appends its name to a file when it runs: that file
+    tells which groups a build ran and which it took from the cache."""
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("ISOLATED_DOCTEST_RUNS", str(runs))
+    args, kwargs = app_params
+
+    def build(**overrides: Any) -> tuple[SphinxTestApp, list[str]]:
+        runs.write_text("")
+        app = make_app(*args, **{**kwargs, **overrides})
+        try:
+            app.build()
+        finally:
+            app.cleanup()
+        return app, sorted(runs.read_text().split())
+
+    first, ran = build()
+    assert ran == ["a", "b", "c"]
+    assert first.statuscode == 1
+    assert "reported from the cache" not in _status(first)
+    assert FAILURE_B in _body(first)
+
+    second, ran = build(freshenv=False)
+    assert ran == []
+    assert _body(second) == _body(first)
+    assert second.statuscode == 1
+    assert "3 of 3 groups reported from the cache" in _status(second).splitlines()
+    data = json.loads((second.outdir / "output.json").read_text(encoding="utf-8"))
+    assert data["summary"]["cached"] == 3
+    assert [(g["group"], g["cached"], g["status"]) for g in data["groups"]] == [
+        ("a", True, "passed"),
+        ("b", True, "failed"),
+        ("c", True, "passed"),
+    ]
+
+    # Fix group b only: only b runs again.
+    index = second.srcdir / "index.rst"
+    index.write_text(index.read_text().replace("'not b'", "'b'"))
+    later = time.time() + 10
+    os.utime(index, (later, later))
+    third, ran = build(freshenv=False)
+    assert ran == ["b"]
+    assert "2 of 3 groups reported from the cache" in _status(third).splitlines()
+    assert third.statuscode == 0
+    assert "6 passed and 0 failed." in _body(third)
+
+    # A fresh environment (-E), or the cache turned off, runs everything.
+    _, ran = build(freshenv=True)
+    assert ran == ["a", "b", "c"]
+    off, ran = build(freshenv=False, confoverrides={"isolated_doctest_cache": False})
+    assert ran == ["a", "b", "c"]
+    assert "reported from the cache" not in _status(off)
+
+
+@pytest.mark.sphinx(
+    "doctest",
+    testroot="isolated-cache",
+    freshenv=True,
+    confoverrides={"isolated_doctest_cache": False},
+)
+def test_json_junit_and_slowest_groups(
+    app: SphinxTestApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ISOLATED_DOCTEST_RUNS", str(tmp_path / "runs"))
+    app.build()
+    assert app.statuscode == 1
+
+    data = json.loads((app.outdir / "output.json").read_text(encoding="utf-8"))
+    summary = data["summary"]
+    assert {k: v for k, v in summary.items() if k != "seconds"} == {
+        "tests": 6,
+        "failures": 1,
+        "setup_failures": 0,
+        "cleanup_failures": 0,
+        "groups": 3,
+        "cached": 0,
+    }
+    groups = data["groups"]
+    for group in groups:
+        assert group["seconds"] >= 0
+        del group["seconds"]
+    assert groups == [
+        {
+            "document": "index",
+            "file": "index.rst",
+            "line": 4,
+            "group": "a",
+            "status": "passed",
+            "cached": False,
+            "tests": 2,
+            "failures": 0,
+            "message": "",
+            "report": "",
+        },
+        {
+            "document": "index",
+            "file": "index.rst",
+            "line": 10,
+            "group": "b",
+            "status": "failed",
+            "cached": False,
+            "tests": 2,
+            "failures": 1,
+            "message": "",
+            "report": FAILURE_B,
+        },
+        {
+            "document": "index",
+            "file": "index.rst",
+            "line": 16,
+            "group": "c",
+            "status": "passed",
+            "cached": False,
+            "tests": 2,
+            "failures": 0,
+            "message": "",
+            "report": "",
+        },
+    ]
+    # The per-group counts add up to the summary's, as output.txt's do.
+    assert sum(g["tests"] for g in groups) == summary["tests"]
+
+    suite = ElementTree.parse(app.outdir / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "0")
+    cases = suite.findall("testcase")
+    assert [(c.get("classname"), c.get("name"), c.get("line")) for c in cases] == [
+        ("index", "a", "4"),
+        ("index", "b", "10"),
+        ("index", "c", "16"),
+    ]
+    assert [len(c) for c in cases] == [0, 1, 0]
+    failure = cases[1].find("failure")
+    assert failure is not None
+    assert failure.get("message") == 'File "index.rst", line 11, in b'
+    assert failure.text == FAILURE_B
+
+    status = _status(app).splitlines()
+    at = status.index("slowest groups:")
+    slowest = status[at + 1 : at + 4]
+    for line in slowest:
+        assert re.fullmatch(r"\s+\d+\.\d{3} s  index\.rst: [abc] \(line (4|10|16)\)", line)
+    assert sorted(line.split(": ")[1] for line in slowest) == [
+        "a (line 4)",
+        "b (line 10)",
+        "c (line 16)",
+    ]
