@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sphinx.util.console import strip_escape_sequences
@@ -57,15 +57,18 @@ def _wait_gone(pids: list[int], seconds: float = 3.0) -> list[int]:
         time.sleep(0.05)
 
 
-@pytest.mark.sphinx(
-    "doctest",
-    testroot="isolated-faults",
-    freshenv=True,
-    confoverrides={"isolated_doctest_timeout": 2},
-)
-def test_each_fault_is_its_groups_failure(app: SphinxTestApp) -> None:
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+@pytest.mark.sphinx("doctest", testroot="isolated-faults", freshenv=True)
+def test_each_fault_is_its_groups_failure(
+    make_app: Callable[..., SphinxTestApp],
+    app_params: tuple[list[Any], dict[str, Any]],
+    start: str,
+) -> None:
     """A timeout (option and config), SIGSEGV, os._exit, KeyboardInterrupt: every other
     group still runs and output.txt ends with its summary."""
+    args, kwargs = app_params
+    conf = {"isolated_doctest_timeout": 2, "isolated_doctest_start": start}
+    app = make_app(*args, **kwargs, confoverrides=conf)
     app.build()
     assert _body(app) == (
         "\nDocument: index\n"
@@ -126,8 +129,15 @@ def test_each_fault_is_its_groups_failure(app: SphinxTestApp) -> None:
     assert app.statuscode == 1
 
 
+@pytest.mark.parametrize("start", ["fork", "spawn"])
 @pytest.mark.sphinx("doctest", testroot="isolated-flood", freshenv=True)
-def test_floods_are_cut_and_bad_bytes_break_nothing(app: SphinxTestApp) -> None:
+def test_floods_are_cut_and_bad_bytes_break_nothing(
+    make_app: Callable[..., SphinxTestApp],
+    app_params: tuple[list[Any], dict[str, Any]],
+    start: str,
+) -> None:
+    args, kwargs = app_params
+    app = make_app(*args, **kwargs, confoverrides={"isolated_doctest_start": start})
     app.build()
     output = app.outdir / "output.txt"
     assert output.stat().st_size < 2**20  # a 60 MB "Got:" is cut, not copied
@@ -214,7 +224,21 @@ def test_no_process_outlives_its_group(
                 os.kill(pid, signal.SIGKILL)
 
 
-def test_ctrl_c_stops_every_child(tmp_path: Path) -> None:
+@pytest.mark.sphinx(
+    "doctest",
+    testroot="isolated-no-timeout",
+    freshenv=True,
+    confoverrides={"isolated_doctest_timeout": 1},
+)
+def test_timeout_option_zero_means_no_limit(app: SphinxTestApp) -> None:
+    """``:timeout: 0`` lifts the one-second limit of conf.py for its group."""
+    app.build()
+    assert "3 passed and 0 failed." in _body(app)
+    assert app.statuscode == 0
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_ctrl_c_stops_every_child(tmp_path: Path, start: str) -> None:
     """SIGINT to sphinx-build, while three groups sleep: it exits at once, and so do they."""
     pids_dir = tmp_path / "pids"
     pids_dir.mkdir()
@@ -229,6 +253,8 @@ def test_ctrl_c_stops_every_child(tmp_path: Path) -> None:
             "-q",
             "-D",
             "isolated_doctest_jobs=3",
+            "-D",
+            f"isolated_doctest_start={start}",
             str(ROOTS / "test-isolated-sleepers"),
             str(tmp_path / "out"),
         ],
