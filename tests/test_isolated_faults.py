@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from xml.etree import ElementTree
 
 import pytest
 from sphinx.util.console import strip_escape_sequences
@@ -127,6 +128,22 @@ def test_each_fault_is_its_groups_failure(
         "    0 failures in setup code\n    1 failure in cleanup code\n"
     )
     assert app.statuscode == 1
+    # junit.xml: one case per group, each fault an error with what happened.
+    suite = ElementTree.parse(app.outdir / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("7", "0", "5")
+    errors = {
+        case.get("name"): error.get("message")
+        for case in suite.findall("testcase")
+        if (error := case.find("error")) is not None
+    }
+    assert errors == {
+        "hang": "timed out after 1 s",
+        "segfault": "killed by SIGSEGV",
+        "exit": "exited with status 3",
+        "interrupt": "raised KeyboardInterrupt",
+        "cleanup-hang": "timed out after 2 s",
+    }
 
 
 @pytest.mark.parametrize("start", ["fork", "spawn"])

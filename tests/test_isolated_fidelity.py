@@ -80,6 +80,7 @@ VARIANTS = {
     "fail-fast": {"doctest_fail_fast": True},
     "no-doctest-blocks": {"doctest_test_doctest_blocks": ""},
     "no-cache": {"isolated_doctest_cache": False},
+    "default-flags": {"doctest_default_flags": 0},
 }
 
 
