@@ -268,3 +268,16 @@ def test_distribution_found_by_its_modules() -> None:
     )
     assert found is not None
     assert found.name == "Sphinx"
+
+
+def test_disabled_reftypes_are_not_taken_as_resolved(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path
+) -> None:
+    app = _basic_app(make_app, tmp_path, intersphinx_disabled_reftypes=["py:class"])
+    app.build()
+    index = app.srcdir / "index.rst"
+    lines = [line for line in warning_lines(app) if f"{index}:4:" in line]
+    assert lines == [
+        f"{index}:4: WARNING: py:class reference target not found: demo.Widget; did you "
+        "mean :func:`demo.make_widget` or :class:`LocalWidget`? [xref_check.not_found]"
+    ]

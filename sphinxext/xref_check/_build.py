@@ -154,31 +154,39 @@ def _reference(state: _BuildState, node: pending_xref, env: BuildEnvironment) ->
     return reference_of(node, env=env, inventory_names=checker.statuses, files=checker.files)
 
 
+def _intersphinx_resolves(
+    state: _BuildState, env: BuildEnvironment, node: pending_xref, contnode: nodes.TextElement
+) -> bool:
+    # With intersphinx_resolve_self, intersphinx rewrites the node it is given. Its
+    # resolver only wraps the content node in the link it returns, which is thrown
+    # away: a copy without children does, and costs nothing to make.
+    probe = node.deepcopy() if state.resolve_self else node
+    return resolve_reference_detect_inventory(env, probe, contnode.copy()) is not None
+
+
 def on_missing_reference(
     app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: nodes.TextElement
 ) -> nodes.TextElement | None:
     """Explain an in-scope reference unless intersphinx resolves it.
 
     Sphinx calls every ``missing-reference`` listener, whatever the others return, so
-    whether intersphinx resolves the reference is asked here directly (a few dictionary
-    lookups); when it does, the target is only checked against the installed package.
+    whether intersphinx resolves the reference is found out here again: from its first
+    lookup, repeated, else from intersphinx itself. When it does, the target is only
+    checked against the installed package.
     """
     state = _STATE.get(env)
     if state is None:
         return None
+    checker = state.checker
     ref = _reference(state, node, env)
-    if not state.checker.in_scope(ref):
+    if not checker.in_scope(ref):
         return None
-    # With intersphinx_resolve_self, intersphinx rewrites the node it is given. The
-    # resolver only wraps the content node in the link it returns, which is thrown
-    # away: a copy without children does, and costs nothing to make.
-    probe = node.deepcopy() if state.resolve_self else node
-    if resolve_reference_detect_inventory(env, probe, contnode.copy()) is not None:
-        finding = state.checker.gone_from_installed(ref)
+    if checker.resolves_as_is(node) or _intersphinx_resolves(state, env, node, contnode):
+        finding = checker.gone_from_installed(ref)
         if finding is not None:
             _record(state, finding, node)
         return None
-    _record(state, state.checker.explain(ref), node)
+    _record(state, checker.explain(ref), node)
     # The text, as Sphinx renders an unresolved reference; returning it keeps Sphinx
     # (and the standard domain, for :ref:) from repeating the warning in other words.
     return contnode

@@ -162,6 +162,7 @@ class Checker:
         self._roles: dict[str, str] = {}
         #: Source file -> its path relative to the source folder, as reported.
         self.files: dict[str, str] = {}
+        self._lookup_types: dict[tuple[str, str], tuple[str, ...]] = {}
 
     # -- the index, built on the first reference that needs it -----------------------
 
@@ -199,6 +200,49 @@ class Checker:
         if ref.domain not in {"py", ""}:
             return False
         return any(v.partition(".")[0] in self.covered for v in ref.variants)
+
+    # -- resolution ---------------------------------------------------------------
+
+    def resolves_as_is(self, node: pending_xref) -> bool:
+        """Whether intersphinx's first lookup surely resolves *node*.
+
+        That lookup takes the target as written and the role's object types, less
+        the disabled ones, in the merged inventory; when it finds the target,
+        intersphinx links it. False says nothing: ask intersphinx. Most references
+        resolve, and this is a few dictionary lookups where intersphinx's resolver
+        also builds the link node.
+        """
+        domain_name = node.get("refdomain")
+        reftype = node["reftype"]
+        if not domain_name or reftype == "any":
+            return False
+        objtypes = self._lookup_types.get((domain_name, reftype))
+        if objtypes is None:
+            objtypes = self._lookup_types[domain_name, reftype] = self._intersphinx_types(
+                domain_name, reftype
+            )
+        inventory: Mapping[str, Mapping[str, object]] = getattr(
+            self.env, "intersphinx_inventory", {}
+        )
+        target = node["reftarget"]
+        return any(target in inventory.get(objtype, ()) for objtype in objtypes)
+
+    def _intersphinx_types(self, domain_name: str, reftype: str) -> tuple[str, ...]:
+        """The object types intersphinx looks a ``domain:reftype`` reference up in."""
+        disabled = set(self.env.config.intersphinx_disabled_reftypes)
+        if "*" in disabled or f"{domain_name}:*" in disabled:
+            return ()
+        try:
+            domain = self.env.domains[domain_name]
+        except KeyError:
+            return ()
+        types = dict.fromkeys(domain.objtypes_for_role(reftype) or ())
+        if domain_name == "std" and "cmdoption" in types:
+            types["option"] = None
+        if domain_name == "py" and "attribute" in types:
+            types["method"] = None
+        qualified = (f"{domain_name}:{t}" for t in types)
+        return tuple(t for t in qualified if t not in disabled)
 
     # -- roles ----------------------------------------------------------------------
 
