@@ -204,6 +204,11 @@ class IsolatedDocTestBuilder(Builder):
                 cache.put(keys[result.index], result)
             if self.config.doctest_fail_fast and _failed(result):
                 executor.stop()
+        for preamble, text in executor.server_stderr:
+            # Written once, where the preamble ran, for every group after it.
+            where = preamble.origin or "conf.py"
+            LOGGER.info(bold(__("stderr of the %s preamble (set at %s):")), preamble.label, where)
+            LOGGER.info(textwrap.indent(text.strip(), "    "))
 
     def _report(self, jobs: list[Job], results: dict[int, JobResult]) -> None:
         fail_fast = self.config.doctest_fail_fast

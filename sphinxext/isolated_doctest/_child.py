@@ -79,7 +79,7 @@ def _run_preamble(source: str, origin: str) -> str | None:
     if not source:
         return None
     try:
-        code = compile(source, origin or "<preamble>", "exec")
+        code = compile(source, f"<preamble set at {origin}>" if origin else "<preamble>", "exec")
         exec(code, {"__name__": "__preamble__"})
     except BaseException:
         import traceback

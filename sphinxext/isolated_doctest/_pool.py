@@ -35,7 +35,7 @@ from sphinxext.isolated_doctest._result import (
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-    from sphinxext.isolated_doctest._job import Job, RunSettings
+    from sphinxext.isolated_doctest._job import Job, Preamble, RunSettings
 
 CHILD_SCRIPT = str(Path(__file__).with_name("_child.py"))
 
@@ -110,6 +110,7 @@ class _Server:
     """A fork server: one per distinct preamble."""
 
     proc: subprocess.Popen[bytes]
+    preamble: Preamble
     buffer: bytearray = field(default_factory=bytearray)
     err: bytearray = field(default_factory=bytearray)
     ready: bool = False
@@ -128,6 +129,9 @@ class Executor:
         self._running: dict[str, _Running] = {}
         self._counter = 0
         self._stopping = False
+        #: What each fork server wrote to stderr (its preamble's warnings, say),
+        #: filled in as the servers stop.
+        self.server_stderr: list[tuple[Preamble, str]] = []
         self._folder = Path(tempfile.mkdtemp(prefix="isolated-doctest-", dir=_scratch_dir()))
 
     # -- public -------------------------------------------------------------
@@ -225,7 +229,7 @@ class Executor:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        server = _Server(proc=proc)
+        server = _Server(proc=proc, preamble=preamble)
         assert proc.stdout is not None and proc.stderr is not None
         os.set_blocking(proc.stdout.fileno(), False)
         os.set_blocking(proc.stderr.fileno(), False)
@@ -391,6 +395,14 @@ class Executor:
 
     def _stop_server(self, server: _Server) -> None:
         proc = server.proc
+        if proc.stderr is not None:
+            with contextlib.suppress(OSError):
+                while chunk := os.read(proc.stderr.fileno(), 1 << 16):
+                    server.err += chunk
+                    del server.err[:-TAIL_BYTES]
+        text = server.err.decode("utf-8", "backslashreplace")
+        if text.strip():
+            self.server_stderr.append((server.preamble, text))
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream is not None:
                 with contextlib.suppress(KeyError, ValueError):
