@@ -178,10 +178,13 @@ def on_missing_reference(
     if state is None:
         return None
     checker = state.checker
+    resolved = checker.resolves_as_is(node)
+    if resolved and not checker.may_be_gone(node.get("refdomain") or ""):
+        return None  # linked, and no installed package to compare it with
     ref = _reference(state, node, env)
     if not checker.in_scope(ref):
         return None
-    if checker.resolves_as_is(node) or _intersphinx_resolves(state, env, node, contnode):
+    if resolved or _intersphinx_resolves(state, env, node, contnode):
         finding = checker.gone_from_installed(ref)
         if finding is not None:
             _record(state, finding, node)

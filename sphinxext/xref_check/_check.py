@@ -396,9 +396,13 @@ class Checker:
             )
         return None
 
+    def may_be_gone(self, domain: str) -> bool:
+        """Whether a resolved reference of *domain* needs :meth:`gone_from_installed`."""
+        return self.config.import_check and domain == "py" and bool(self.installed)
+
     def gone_from_installed(self, ref: Reference) -> Finding | None:
         """For a reference an inventory resolves: is it gone from the installed package?"""
-        if not self.config.import_check or ref.domain != "py" or not self.installed:
+        if not self.may_be_gone(ref.domain):
             return None
         wanted = self.role_objtypes(ref) or set()
         named: Mapping[str, Mapping[str, Mapping[str, object]]] = getattr(
