@@ -57,7 +57,9 @@ class ResultCache:
             self._entries = data.get("results", {})
 
     def key(self, job: Job) -> str:
-        text = json.dumps(job.wire(self._settings), sort_keys=True)
+        # A timeout can turn a pass into a failure, so it is part of the key too.
+        timeouts = [spec.timeout for spec in job.groups]
+        text = json.dumps([job.wire(self._settings), timeouts], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def get(self, key: str) -> dict[str, Any] | None:
