@@ -424,7 +424,8 @@ def _serve(config_path: str) -> None:
 
     if error is None:
         import doctest  # the machinery every worker needs, loaded once
-        import resource  # noqa: F401  (every worker sets its output limit with it)
+        import resource  # noqa: F401  (every worker sets its output limit with these)
+        import signal  # noqa: F401
 
         _install_compile(doctest)
         _warm_up(doctest)
