@@ -296,13 +296,21 @@ class Executor:
             os.killpg(running.pid, signal.SIGKILL)
         running.returncode = running.proc.wait()
 
-    def _on_control(self, fd: int, server: _Server) -> None:
+    def _read(self, fd: int) -> bytes | None:
+        """What a server pipe has now: ``b""`` at its end (and unwatched), None if nothing."""
         try:
             chunk = os.read(fd, 1 << 16)
         except BlockingIOError:
-            return
+            return None
         if not chunk:
             self._selector.unregister(fd)
+        return chunk
+
+    def _on_control(self, fd: int, server: _Server) -> None:
+        chunk = self._read(fd)
+        if chunk is None:
+            return
+        if not chunk:
             self._server_died(server)
             return
         server.buffer += chunk
@@ -327,15 +335,10 @@ class Executor:
                 job.returncode = os.waitstatus_to_exitcode(message["status"])
 
     def _on_server_err(self, fd: int, server: _Server) -> None:
-        try:
-            chunk = os.read(fd, 1 << 16)
-        except BlockingIOError:
-            return
-        if not chunk:
-            self._selector.unregister(fd)
-            return
-        server.err += chunk
-        del server.err[:-TAIL_BYTES]
+        chunk = self._read(fd)
+        if chunk:
+            server.err += chunk
+            del server.err[:-TAIL_BYTES]
 
     def _server_died(self, server: _Server) -> None:
         server.proc.poll()
