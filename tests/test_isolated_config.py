@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from sphinx.testing.util import SphinxTestApp
 
 ROOTS = Path(__file__).parent / "roots"
+# Warnings end in " [type.subtype]" by default only since Sphinx 8.0.
+SHOW_TYPES = {"show_warning_types": True}
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +33,7 @@ def test_bad_values_each_warn_then_one_config_error(
     shutil.copytree(ROOTS / "test-isolated-bad-config", srcdir)
     warning = StringIO()
     with pytest.raises(ConfigError) as error:
-        make_app("doctest", srcdir=srcdir, freshenv=True, warning=warning)
+        make_app("doctest", srcdir=srcdir, freshenv=True, warning=warning, confoverrides=SHOW_TYPES)
     assert str(error.value) == (
         "3 isolated_doctest setting(s) in conf.py cannot be used; see the warnings above"
     )
@@ -72,7 +74,7 @@ def test_bad_override_is_named(
             srcdir=srcdir,
             freshenv=True,
             warning=warning,
-            confoverrides={name: value},
+            confoverrides={**SHOW_TYPES, name: value},
         )
     # Sphinx reads a location without ':' as a document name, and there is no
     # environment yet: so a value set with -D (no line in conf.py) shows as "conf.py::".
@@ -81,7 +83,9 @@ def test_bad_override_is_named(
     ]
 
 
-@pytest.mark.sphinx("doctest", testroot="isolated-bad-option", freshenv=True)
+@pytest.mark.sphinx(
+    "doctest", testroot="isolated-bad-option", freshenv=True, confoverrides=SHOW_TYPES
+)
 def test_bad_timeout_option_is_docutils_error_at_its_line(app: SphinxTestApp) -> None:
     app.build()
     warnings = strip_escape_sequences(app.warning.getvalue())
