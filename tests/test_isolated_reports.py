@@ -47,7 +47,11 @@ FAILURE_B = (
 )
 
 
-@pytest.mark.sphinx("doctest", testroot="isolated-cache", freshenv=True)
+# A srcdir of its own, since the test edits index.rst: Sphinx 7.x copies a test
+# root once per session, so the edit would reach later tests of the same root.
+@pytest.mark.sphinx(
+    "doctest", testroot="isolated-cache", srcdir="isolated-cache-edited", freshenv=True
+)
 def test_cache_reruns_only_what_changed(
     make_app: Callable[..., SphinxTestApp],
     app_params: tuple[list[Any], dict[str, Any]],
