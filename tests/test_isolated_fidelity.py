@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import sphinx
 from sphinx.util.console import strip_escape_sequences
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ def _build(
     tmp_path: Path,
     extension: str,
     root: str,
+    *,
+    force_all: bool = False,
     **conf: Any,
 ) -> tuple[str, str, str, int]:
     """Build ``root`` with ``extension``: (output.txt body, status, warnings, exit status)."""
@@ -54,7 +57,7 @@ def _build(
         confoverrides={"extensions": [extension], **conf},
     )
     try:
-        app.build()
+        app.build(force_all=force_all)
     finally:
         # Unregister its directives and nodes, so that the next app starts clean.
         app.cleanup()
@@ -84,7 +87,22 @@ VARIANTS = {
 }
 
 
-@pytest.mark.parametrize("conf", VARIANTS.values(), ids=VARIANTS.keys())
+NOT_IN_REFERENCE = {
+    "fail-fast": pytest.mark.skipif(
+        sphinx.version_info < (9,),
+        reason="doctest_fail_fast is new in Sphinx 9: the reference ignores it before, "
+        "so there is nothing to compare with (test_fail_fast_report checks ours)",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "conf",
+    [
+        pytest.param(conf, id=name, marks=NOT_IN_REFERENCE.get(name, ()))
+        for name, conf in VARIANTS.items()
+    ],
+)
 def test_same_report_as_reference(
     make_app: Callable[..., SphinxTestApp], tmp_path: Path, conf: dict[str, Any]
 ) -> None:
@@ -152,3 +170,62 @@ def test_passing_docs_exit_zero_like_reference(
     assert ours.endswith(
         "    0 failures in tests\n    0 failures in setup code\n    0 failures in cleanup code\n"
     )
+
+
+def test_fail_fast_report(make_app: Callable[..., SphinxTestApp], tmp_path: Path) -> None:
+    """doctest_fail_fast on every Sphinx version, not only where the reference has it:
+    the first failing group is reported in full, then nothing more runs.
+
+    Sphinx 9's reference gives this same report.  Built with -a: Sphinx 7.x tests an
+    update's documents in set order but a full build's sorted, and which failure comes
+    first must not depend on it.
+    """
+    body, status, warnings, code = _build(
+        make_app,
+        tmp_path,
+        OURS,
+        "isolated-fidelity",
+        force_all=True,
+        doctest_fail_fast=True,
+    )
+    assert body == (
+        "\nDocument: failing\n"
+        "-----------------\n"
+        "**********************************************************************\n"
+        'File "failing.rst", line 4, in default\n'
+        "Failed example:\n"
+        "    1 + 1\n"
+        "Expected:\n"
+        "    3\n"
+        "Got:\n"
+        "    2\n"
+        "**********************************************************************\n"
+        'File "failing.rst", line 6, in default\n'
+        "Failed example:\n"
+        "    print('a long line')  # doctest: -ELLIPSIS\n"
+        "Expected:\n"
+        "    a ... line\n"
+        "Got:\n"
+        "    a long line\n"
+        "**********************************************************************\n"
+        "1 items had failures:\n"
+        "   2 of   2 in default\n"
+        "2 tests in 1 items.\n"
+        "0 passed and 2 failed.\n"
+        "***Test Failed*** 2 failures.\n"
+        "1 items passed all tests:\n"
+        "   1 tests in default (cleanup code)\n"
+        "1 tests in 1 items.\n"
+        "1 passed and 0 failed.\n"
+        "Test passed.\n"
+        "\n"
+        "Doctest summary (exiting after first failed test)\n"
+        "=================================================\n"
+        "    2 tests\n"
+        "    2 failures in tests\n"
+        "    0 failures in setup code\n"
+        "    0 failures in cleanup code\n"
+    )
+    assert code == 1
+    assert warnings == ""
+    assert body in status
