@@ -33,6 +33,7 @@ from sphinx.ext.intersphinx import (
 from sphinx.transforms.post_transforms import ReferencesResolver, SphinxPostTransform
 
 from sphinxext.xref_check._check import Checker, Finding, Reference, reference_of
+from sphinxext.xref_check._compat import intersphinx_projects
 from sphinxext.xref_check._config import XrefConfig, validate_config
 from sphinxext.xref_check._load import LoadCapture, inspect_inventories, version_skew
 from sphinxext.xref_check._report import (
@@ -107,7 +108,7 @@ def on_builder_inited_after_load(app: Sphinx) -> None:
     settings = _SETTINGS[app.config]
     env = app.env
     statuses = inspect_inventories(
-        mapping=app.config.intersphinx_mapping,
+        projects=intersphinx_projects(app.config.intersphinx_mapping),
         named_inventory=getattr(env, "intersphinx_named_inventory", {}),
         messages=messages,
         srcdir=Path(app.srcdir),

@@ -6,10 +6,12 @@ Nothing here logs; :mod:`sphinxext.xref_check._report` decides what becomes a wa
 from __future__ import annotations
 
 import dataclasses
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from docutils.utils import get_source_line
 
+from sphinxext.xref_check._compat import current_docname
 from sphinxext.xref_check._index import Entry, TargetIndex
 from sphinxext.xref_check._installed import locate
 from sphinxext.xref_check._shared import Subtype
@@ -98,7 +100,7 @@ def reference_of(
     files: dict[str, str],
 ) -> Reference:
     """The reference *node* asks for; *files* caches each source's relative path."""
-    docname = node.get("refdoc") or env.current_document.docname
+    docname = node.get("refdoc") or current_docname(env)
     source, line = get_source_line(node)
     if source:
         # resolving a path costs system calls, and a page holds many references
@@ -186,7 +188,8 @@ class Checker:
                 if objtype not in disabled and f"{objtype.partition(':')[0]}:*" not in disabled
             }
         own: dict[str, list[str]] = {}
-        for domain in self.env.domains.sorted():
+        # a dict before Sphinx 8.2, a container with .sorted() since: .values() is in both
+        for domain in sorted(self.env.domains.values(), key=attrgetter("name")):
             for name, _disp, objtype, _doc, _anchor, _prio in domain.get_objects():
                 own.setdefault(f"{domain.name}:{objtype}", []).append(name)
         sources[None] = own

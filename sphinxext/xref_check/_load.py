@@ -15,6 +15,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from sphinxext.xref_check._compat import inventory_project
 from sphinxext.xref_check._installed import Distribution, find_distribution, major_minor
 
 if TYPE_CHECKING:
@@ -128,16 +129,20 @@ def _why(*, locations: Iterable[str], srcdir: Path, messages: Iterable[str]) -> 
 
 def inspect_inventories(
     *,
-    mapping: Mapping[str, tuple[str, tuple[str, tuple[str | None, ...]]]],
+    projects: Mapping[str, tuple[str, tuple[str | None, ...]]],
     named_inventory: Mapping[str, Inventory],
     messages: list[str],
     srcdir: Path,
     distributions: Mapping[str, str],
     snapshot_files: Mapping[str, Path],
 ) -> list[InventoryStatus]:
-    """The status of every ``intersphinx_mapping`` entry, as plain data."""
+    """The status of every named ``intersphinx_mapping`` entry, as plain data.
+
+    *projects* is ``{name: (uri, locations)}``, as
+    :func:`~sphinxext.xref_check._compat.intersphinx_projects` gives it.
+    """
     statuses = []
-    for name, (_name, (uri, raw_locations)) in sorted(mapping.items()):
+    for name, (uri, raw_locations) in sorted(projects.items()):
         locations = [_location_text(uri, loc) for loc in raw_locations]
         snapshot = snapshot_files.get(name)
         inventory = named_inventory.get(name)
@@ -156,13 +161,7 @@ def inspect_inventories(
                 )
             )
             continue
-        project = version = ""
-        for items in inventory.values():
-            for item in items.values():
-                project, version = item.project_name, item.project_version
-                break
-            if project:
-                break
+        project, version = inventory_project(inventory)
         tops = frozenset(
             target.partition(".")[0]
             for objtype, items in inventory.items()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 from sphinx.errors import ConfigError
 
+from sphinxext.xref_check._compat import intersphinx_projects
 from sphinxext.xref_check._load import diagnose_inventory_bytes
 from sphinxext.xref_check._shared import LOGGER
 
@@ -179,11 +180,13 @@ def apply_snapshot(*, config: Config, xref: XrefConfig, confdir: Path) -> dict[s
         )
         raise ConfigError(msg)
     mapping = config.intersphinx_mapping
+    projects = intersphinx_projects(mapping)
     files: dict[str, Path] = {}
     for entry in entries:
-        if entry.name not in mapping:
+        if entry.name not in projects:
             continue
-        name, (uri, locations) = mapping[entry.name]
+        name = entry.name
+        uri, locations = projects[name]
         path = (folder / entry.file).resolve()
         if xref.snapshot_mode == "only":
             new_locations: tuple[str | None, ...] = (str(path),)
