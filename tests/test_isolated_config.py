@@ -21,10 +21,6 @@ ROOTS = Path(__file__).parent / "roots"
 SHOW_TYPES = {"show_warning_types": True}
 
 
-@pytest.fixture(scope="session")
-def rootdir() -> Path:
-    return ROOTS
-
 
 def test_bad_values_each_warn_then_one_config_error(
     make_app: Callable[..., SphinxTestApp], tmp_path: Path

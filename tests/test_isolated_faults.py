@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 import pytest
+from isolated_helpers import output_body
 from sphinx.util.console import strip_escape_sequences
 
 if TYPE_CHECKING:
@@ -28,14 +29,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="session")
-def rootdir() -> Path:
-    return ROOTS
-
-
-def _body(app: SphinxTestApp) -> str:
-    """output.txt without its dated title."""
-    return (app.outdir / "output.txt").read_text(encoding="utf-8").split("\n", 2)[2]
 
 
 def _alive(pid: int) -> bool:
@@ -71,7 +64,7 @@ def test_each_fault_is_its_groups_failure(
     conf = {"isolated_doctest_timeout": 2, "isolated_doctest_start": start}
     app = make_app(*args, **kwargs, confoverrides=conf)
     app.build()
-    assert _body(app) == (
+    assert output_body(app) == (
         "\nDocument: index\n"
         "---------------\n"
         f"{DIVIDER}\n"
@@ -158,7 +151,7 @@ def test_floods_are_cut_and_bad_bytes_break_nothing(
     app.build()
     output = app.outdir / "output.txt"
     assert output.stat().st_size < 2**20  # a 60 MB "Got:" is cut, not copied
-    body = _body(app)
+    body = output_body(app)
     lines = body.splitlines()
     at = lines.index('File "index.rst", line 4, in big-print')
     assert lines[at + 1 : at + 5] == [
@@ -195,7 +188,7 @@ def test_floods_are_cut_and_bad_bytes_break_nothing(
 def test_hanging_join_under_gevent_times_out(app: SphinxTestApp) -> None:
     """The hang that started it all: joining the hub while a MongoClient's monitors run."""
     app.build()
-    body = _body(app)
+    body = output_body(app)
     assert (
         f"{DIVIDER}\n"
         'File "index.rst", line 7, in default\n'
@@ -233,8 +226,8 @@ def test_no_process_outlives_its_group(
         assert names == ["crashes", "ends-normally", "times-out"]
         pids = [int((tmp_path / name).read_text()) for name in names]
         assert _wait_gone(pids) == []
-        assert "Timed out after 1 s in the example at line 22" in _body(app)
-        assert "Exited with status 7 in the example at line 28" in _body(app)
+        assert "Timed out after 1 s in the example at line 22" in output_body(app)
+        assert "Exited with status 7 in the example at line 28" in output_body(app)
     finally:
         for pid in pids:
             with contextlib.suppress(OSError):
@@ -250,7 +243,7 @@ def test_no_process_outlives_its_group(
 def test_timeout_option_zero_means_no_limit(app: SphinxTestApp) -> None:
     """``:timeout: 0`` lifts the one-second limit of conf.py for its group."""
     app.build()
-    assert "3 passed and 0 failed." in _body(app)
+    assert "3 passed and 0 failed." in output_body(app)
     assert app.statuscode == 0
 
 

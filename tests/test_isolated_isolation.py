@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from isolated_helpers import output_body
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -28,14 +29,6 @@ if TYPE_CHECKING:
 ROOTS = Path(__file__).parent / "roots"
 
 
-@pytest.fixture(scope="session")
-def rootdir() -> Path:
-    return ROOTS
-
-
-def _body(app: SphinxTestApp) -> str:
-    """output.txt without its dated title."""
-    return (app.outdir / "output.txt").read_text(encoding="utf-8").split("\n", 2)[2]
 
 
 def _own_fd_links() -> list[str]:
@@ -61,7 +54,7 @@ Doctest summary
 def test_group_level_shares_nothing_between_groups(app: SphinxTestApp) -> None:
     gevent_before = "gevent" in sys.modules
     app.build()
-    body = _body(app)
+    body = output_body(app)
     assert body == (
         "\nDocument: index\n"
         "---------------\n"
@@ -94,7 +87,7 @@ def test_document_level_shares_modules_not_namespaces(
     kwargs["confoverrides"] = {**kwargs["confoverrides"], "isolated_doctest_start": start}
     app = make_app(*args, **kwargs)
     app.build()
-    body = _body(app)
+    body = output_body(app)
     # One child for the page: sys attributes, the patch and the descriptor carry
     # over from group 'one' to group 'two' ...
     assert (
@@ -135,7 +128,7 @@ def test_document_level_shares_modules_not_namespaces(
 )
 def test_block_level_shares_nothing_between_blocks(app: SphinxTestApp) -> None:
     app.build()
-    body = _body(app)
+    body = output_body(app)
     assert body == (
         "\nDocument: index\n"
         "---------------\n"
@@ -213,7 +206,7 @@ def test_child_sees_reference_sys_path_and_cwd(
             app.build()
         finally:
             app.cleanup()
-        assert app.statuscode == 0, _body(app)
+        assert app.statuscode == 0, output_body(app)
         data = json.loads(record.read_text(encoding="utf-8"))
         # The two builds have their own copies of the root: compare relative to them.
         data["sys_path"] = [p.replace(str(srcdir), "<srcdir>") for p in data["sys_path"]]

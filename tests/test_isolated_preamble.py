@@ -11,32 +11,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from sphinx.util.console import strip_escape_sequences
+from isolated_helpers import console_status, console_warnings, output_body
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sphinx.testing.util import SphinxTestApp
 
-ROOTS = Path(__file__).parent / "roots"
 
 
-@pytest.fixture(scope="session")
-def rootdir() -> Path:
-    return ROOTS
 
 
-def _body(app: SphinxTestApp) -> str:
-    """output.txt without its dated title."""
-    return (app.outdir / "output.txt").read_text(encoding="utf-8").split("\n", 2)[2]
-
-
-def _status(app: SphinxTestApp) -> str:
-    return strip_escape_sequences(app.status.getvalue())
-
-
-def _warnings(app: SphinxTestApp) -> str:
-    return strip_escape_sequences(app.warning.getvalue())
 
 
 @pytest.mark.parametrize("start", ["fork", "spawn"])
@@ -48,7 +33,7 @@ def test_preamble_starts_before_any_io_module(
     args, kwargs = app_params
     app = make_app(*args, **kwargs, confoverrides={"isolated_doctest_start": start})
     app.build()
-    assert _body(app) == (
+    assert output_body(app) == (
         "\nDocument: index\n"
         "---------------\n"
         "2 items passed all tests:\n"
@@ -74,7 +59,7 @@ def test_block_beats_page_beats_conf(
     # Sphinx 7.x tests an update's documents in set order but a full build's (-a)
     # sorted; later versions always sort.  With -a the report is the same on all.
     app.build(force_all=True)
-    body = _body(app)
+    body = output_body(app)
     assert body == (
         "\nDocument: index\n"
         "---------------\n"
@@ -105,7 +90,7 @@ def test_block_beats_page_beats_conf(
         "    0 failures in setup code\n    0 failures in cleanup code\n"
     )
     assert app.statuscode == 0
-    assert _warnings(app) == ""
+    assert console_warnings(app) == ""
 
 
 @pytest.mark.sphinx(
@@ -122,10 +107,10 @@ def test_two_preambles_in_one_group(app: SphinxTestApp) -> None:
         "at index.rst:4 and \"import builtins; builtins.PRE = 'two'\" at index.rst:10; "
         "a group runs in one process, so give it one preamble (or split it into two groups)"
     )
-    assert _warnings(app).splitlines() == [
+    assert console_warnings(app).splitlines() == [
         f"{app.srcdir / 'index.rst'}:10: WARNING: {message} [isolated_doctest.preamble]"
     ]
-    assert _body(app) == (
+    assert output_body(app) == (
         "\nDocument: index\n"
         "---------------\n"
         "**********************************************************************\n"
@@ -157,7 +142,7 @@ def test_preamble_error_is_a_setup_failure_where_it_was_set(
     args, kwargs = app_params
     app = make_app(*args, **kwargs, confoverrides={"isolated_doctest_start": start})
     app.build()
-    lines = _body(app).splitlines()
+    lines = output_body(app).splitlines()
     for origin, source, error in [
         ('File "block.rst", line 4', "raise RuntimeError('from the block')", "from the block"),
         ('File "conf.py", line 3', "raise RuntimeError('from conf.py')", "from conf.py"),
@@ -214,11 +199,11 @@ def _sphinx_build(srcdir: Path, outdir: Path, *options: str) -> subprocess.Compl
 def test_page_that_patches_first_passes_without_warning(app: SphinxTestApp, tmp_path: Path) -> None:
     """PyMongo's old page: gevent's patch_all() in its first example, then MongoClient()."""
     app.build()
-    assert app.statuscode == 0, _body(app)
-    assert "MonkeyPatchWarning" not in _status(app)
-    assert "MonkeyPatchWarning" not in _warnings(app)
-    assert "\nDocument: patchfirst\n" in _body(app)
-    assert "4 passed and 0 failed." in _body(app)
+    assert app.statuscode == 0, output_body(app)
+    assert "MonkeyPatchWarning" not in console_status(app)
+    assert "MonkeyPatchWarning" not in console_warnings(app)
+    assert "\nDocument: patchfirst\n" in output_body(app)
+    assert "4 passed and 0 failed." in output_body(app)
     assert socket_module_in_this_process() == "socket"
 
     # The reference, which runs examples in sphinx-build's own process, leaks the
@@ -244,11 +229,11 @@ def socket_module_in_this_process() -> str:
 def test_child_stderr_is_relayed(app: SphinxTestApp) -> None:
     """The control for the test above: a late patch's MonkeyPatchWarning is seen."""
     app.build()
-    status = _status(app).splitlines()
+    status = console_status(app).splitlines()
     at = status.index("stderr of index.rst (default):")
     assert status[at + 1].startswith(
         "    <doctest default[1]>:1: MonkeyPatchWarning: Monkey-patching ssl after ssl "
         "has already been imported"
     )
-    assert "MonkeyPatchWarning" not in _body(app)  # console only, as in one process
+    assert "MonkeyPatchWarning" not in output_body(app)  # console only, as in one process
     assert app.statuscode == 0

@@ -11,28 +11,16 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 import pytest
-from sphinx.util.console import strip_escape_sequences
+from isolated_helpers import console_status, output_body
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sphinx.testing.util import SphinxTestApp
 
-ROOTS = Path(__file__).parent / "roots"
 
 
-@pytest.fixture(scope="session")
-def rootdir() -> Path:
-    return ROOTS
 
-
-def _body(app: SphinxTestApp) -> str:
-    """output.txt without its dated title."""
-    return (app.outdir / "output.txt").read_text(encoding="utf-8").split("\n", 2)[2]
-
-
-def _status(app: SphinxTestApp) -> str:
-    return strip_escape_sequences(app.status.getvalue())
 
 
 FAILURE_B = (
@@ -76,14 +64,14 @@ def test_cache_reruns_only_what_changed(
     first, ran = build()
     assert ran == ["a", "b", "c"]
     assert first.statuscode == 1
-    assert "reported from the cache" not in _status(first)
-    assert FAILURE_B in _body(first)
+    assert "reported from the cache" not in console_status(first)
+    assert FAILURE_B in output_body(first)
 
     second, ran = build(freshenv=False)
     assert ran == []
-    assert _body(second) == _body(first)
+    assert output_body(second) == output_body(first)
     assert second.statuscode == 1
-    assert "3 of 3 groups reported from the cache" in _status(second).splitlines()
+    assert "3 of 3 groups reported from the cache" in console_status(second).splitlines()
     data = json.loads((second.outdir / "output.json").read_text(encoding="utf-8"))
     assert data["summary"]["cached"] == 3
     assert [(g["group"], g["cached"], g["status"]) for g in data["groups"]] == [
@@ -99,16 +87,16 @@ def test_cache_reruns_only_what_changed(
     os.utime(index, (later, later))
     third, ran = build(freshenv=False)
     assert ran == ["b"]
-    assert "2 of 3 groups reported from the cache" in _status(third).splitlines()
+    assert "2 of 3 groups reported from the cache" in console_status(third).splitlines()
     assert third.statuscode == 0
-    assert "6 passed and 0 failed." in _body(third)
+    assert "6 passed and 0 failed." in output_body(third)
 
     # A fresh environment (-E), or the cache turned off, runs everything.
     _, ran = build(freshenv=True)
     assert ran == ["a", "b", "c"]
     off, ran = build(freshenv=False, confoverrides={"isolated_doctest_cache": False})
     assert ran == ["a", "b", "c"]
-    assert "reported from the cache" not in _status(off)
+    assert "reported from the cache" not in console_status(off)
 
 
 @pytest.mark.sphinx(
@@ -194,7 +182,7 @@ def test_json_junit_and_slowest_groups(
     assert failure.get("message") == 'File "index.rst", line 11, in b'
     assert failure.text == FAILURE_B
 
-    status = _status(app).splitlines()
+    status = console_status(app).splitlines()
     at = status.index("slowest groups:")
     slowest = status[at + 1 : at + 4]
     for line in slowest:
