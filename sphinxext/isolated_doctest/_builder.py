@@ -17,8 +17,9 @@ from sphinx.util.display import status_iterator
 from sphinxext.isolated_doctest._cache import ResultCache
 from sphinxext.isolated_doctest._collect import collect
 from sphinxext.isolated_doctest._config import Settings
+from sphinxext.isolated_doctest._directives import config_preamble_origin
 from sphinxext.isolated_doctest._files import write_json, write_junit
-from sphinxext.isolated_doctest._job import RunSettings
+from sphinxext.isolated_doctest._job import Preamble, RunSettings
 from sphinxext.isolated_doctest._pool import Executor
 from sphinxext.isolated_doctest._report import Counts, DocumentReport, GroupOutcome
 from sphinxext.isolated_doctest._result import JobResult
@@ -71,6 +72,19 @@ class IsolatedDocTestBuilder(Builder):
             global_cleanup=self.config.doctest_global_cleanup,
             optionflags=self.config.doctest_default_flags,
             fail_fast=self.config.doctest_fail_fast,
+        )
+        self.executor = Executor(
+            settings=self.run_settings,
+            jobs=self.settings.jobs,
+            start_method=self.settings.start_method,
+        )
+        # Most groups run after conf.py's preamble: start its fork server while
+        # Sphinx reads the pages.
+        self.executor.prepare(
+            Preamble(
+                value=self.config.isolated_doctest_preamble,
+                origin=config_preamble_origin(self._sphinx),
+            )
         )
         self.counts = Counts()
         self.outcomes: list[GroupOutcome] = []
@@ -183,11 +197,7 @@ class IsolatedDocTestBuilder(Builder):
         keys: dict[int, str],
     ) -> None:
 
-        executor = Executor(
-            settings=self.run_settings,
-            jobs=self.settings.jobs,
-            start_method=self.settings.start_method,
-        )
+        executor = self.executor
         labels = {job.index: f"{job.docname}: {', '.join(g.name for g in job.groups)}"
                   for job in pending}
         progress: Iterable[JobResult] = status_iterator(
@@ -250,6 +260,8 @@ class IsolatedDocTestBuilder(Builder):
             LOGGER.info(textwrap.indent(text, "    "))
 
     def finish(self) -> None:
+        self.executor.close()
+
         def s(v: int) -> str:
             return "s" if v != 1 else ""
 

@@ -122,6 +122,12 @@ def _line_of(path: Path, prefix: str) -> int | None:
     return None
 
 
+def config_preamble_origin(app: Sphinx) -> str:
+    """Where conf.py sets ``isolated_doctest_preamble``, as ``conf.py:LINE``."""
+    line = _line_of(Path(app.confdir, "conf.py"), "isolated_doctest_preamble")
+    return f"conf.py:{line}" if line else "conf.py"
+
+
 def keep_raw_preamble(app: Sphinx, doctree: nodes.document) -> None:
     """``doctree-read``, before Sphinx's metadata collector: keep the field as written.
 
@@ -146,8 +152,7 @@ def resolve_preambles(app: Sphinx, doctree: nodes.document) -> None:
     docname = app.env.docname
     source = str(app.env.doc2path(docname, False))
     default = app.config.isolated_doctest_preamble
-    line = _line_of(Path(app.confdir, "conf.py"), "isolated_doctest_preamble")
-    default_origin = f"conf.py:{line}" if line else "conf.py"
+    default_origin = config_preamble_origin(app)
     page_value = app.env.metadata[docname].get(METADATA_FIELD)
     if page_value is not None:
         default = str(doctree.get(RAW_ATTRIBUTE, page_value))

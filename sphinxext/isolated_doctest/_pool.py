@@ -111,6 +111,9 @@ class _Server:
 
     proc: subprocess.Popen[bytes]
     preamble: Preamble
+    #: The environment the server (and so every worker) started with.
+    environ: dict[str, str]
+    used: bool = False
     buffer: bytearray = field(default_factory=bytearray)
     err: bytearray = field(default_factory=bytearray)
     ready: bool = False
@@ -163,6 +166,7 @@ class Executor:
         self._stopping = True
 
     def close(self) -> None:
+        """Kill every child and server; safe to call more than once."""
         for running in list(self._running.values()):
             self._kill(running)
             self._release(running)
@@ -208,12 +212,18 @@ class Executor:
         except (AttributeError, OSError):
             running.pidfd = None  # polled in _poll instead
 
-    def _server_for(self, running: _Running) -> _Server:
-        preamble = running.job.preamble
+    def prepare(self, preamble: Preamble) -> None:
+        """Start the fork server for ``preamble`` now, so that its start-up
+        overlaps whatever the build does before the first job."""
+        if self._fork:
+            self._server_for(preamble)
+
+    def _server_for(self, preamble: Preamble) -> _Server:
         server = self._servers.get(preamble.source)
         if server is not None:
             return server
-        config = self._folder / f"server{len(self._servers) + 1}.json"
+        self._counter += 1
+        config = self._folder / f"server{self._counter}.json"
         config.write_text(
             json.dumps({
                 "sys_path": list(self._settings.sys_path),
@@ -229,7 +239,7 @@ class Executor:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        server = _Server(proc=proc, preamble=preamble)
+        server = _Server(proc=proc, preamble=preamble, environ=dict(os.environ))
         assert proc.stdout is not None and proc.stderr is not None
         os.set_blocking(proc.stdout.fileno(), False)
         os.set_blocking(proc.stderr.fileno(), False)
@@ -239,7 +249,14 @@ class Executor:
         return server
 
     def _send_to_server(self, running: _Running) -> None:
-        server = self._server_for(running)
+        server = self._server_for(running.job.preamble)
+        if server.environ != os.environ and not server.used:
+            # Started early (see prepare) and the environment changed since:
+            # examples must see the environment of the run, so start afresh.
+            self._stop_server(server)
+            del self._servers[running.job.preamble.source]
+            server = self._server_for(running.job.preamble)
+        server.used = True
         if server.ready:
             self._request(server, running)
         else:
