@@ -137,6 +137,33 @@ def _install_compile(doctest: ModuleType) -> None:
         return compile(source, filename, _Mode.value, flags, dont_inherit)
 
     doctest.compile = _compile  # type: ignore[attr-defined]
+    if doctest._OutputRedirectingPdb is not _LazyDebugger:
+        _LazyDebugger.real = doctest._OutputRedirectingPdb
+        doctest._OutputRedirectingPdb = _LazyDebugger  # type: ignore[attr-defined]
+
+
+class _LazyDebugger:
+    """doctest builds a Pdb for every test it runs, for the rare example that
+    calls ``pdb.set_trace()``; build it only then (a child has no terminal)."""
+
+    real: Any = None
+
+    def __init__(self, out: Any) -> None:
+        self._out = out
+        self._pdb: Any = None
+
+    def reset(self) -> None:
+        if self._pdb is not None:
+            self._pdb.reset()
+
+    def set_continue(self) -> None:
+        if self._pdb is not None:
+            self._pdb.set_continue()
+
+    def set_trace(self, frame: Any = None) -> Any:
+        if self._pdb is None:
+            self._pdb = self.real(self._out)
+        return self._pdb.set_trace(frame or sys._getframe(1))
 
 
 def _make_runner_class(doctest: Any, channel: _Channel) -> Any:
