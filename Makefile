@@ -8,7 +8,7 @@ BUILDDIR   ?= _build
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv inventories doctest html test pytest bench lint clean
+.PHONY: help venv inventories doctest html test pytest versions bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -32,6 +32,10 @@ html: $(STAMP)  ## build the HTML docs; any warning, including a broken referenc
 
 pytest: $(STAMP) inventories  ## the test suite alone
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+versions: $(STAMP) inventories  ## the test suite on the newest Sphinx 7.x and 8.x too (tox)
+	$(PY) -m pip install -q 'tox>=4'
+	$(PY) -m tox run -e py311-sphinx7,py311-sphinx8 -- -q -p no:cacheprovider
 
 lint: $(STAMP)  ## ruff and mypy (strict)
 	$(VENV)/bin/ruff check sphinxext tests bench conf.py
