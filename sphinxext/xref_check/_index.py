@@ -10,14 +10,16 @@ candidates these give are compared with :mod:`difflib`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import gc
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Set
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable
+    from collections.abc import Collection, Iterable, Iterator
 
 #: Above this many siblings, near matches go through the trigram index instead.
 _MAX_SIBLINGS: Final = 1500
@@ -37,6 +39,23 @@ class Entry:
     @property
     def domain(self) -> str:
         return self.objtype.partition(":")[0]
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while an index is built.
+
+    An index is tens of thousands of new containers and no garbage; built in
+    the middle of a Sphinx build, they set off full collections over Sphinx's
+    whole heap, which cost more than building the index itself.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _trigrams(word: str) -> set[str]:
@@ -105,9 +124,10 @@ class _DomainIndex:
     def _by_trigrams(self, last_low: str) -> set[str]:
         if not self.trigrams:
             # built on first use: most builds never need it
-            for word in self.by_last:
-                for gram in _trigrams(word):
-                    self.trigrams[gram].append(word)
+            with _collector_paused():
+                for word in self.by_last:
+                    for gram in _trigrams(word):
+                        self.trigrams[gram].append(word)
         counts: Counter[str] = Counter()
         for gram in _trigrams(last_low):
             posting = self.trigrams.get(gram)
@@ -164,7 +184,8 @@ class TargetIndex:
             ]
             if not groups:
                 return None
-            index = self._domains[domain] = _DomainIndex(groups)
+            with _collector_paused():
+                index = self._domains[domain] = _DomainIndex(groups)
         return index
 
     def suggest(self, target: str, *, domains: Iterable[str], limit: int = 3) -> list[Entry]:
