@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from sphinx.errors import ConfigError
 
-from sphinxext.isolated_doctest._shared import Subtype, warn
+from sphinxext.isolated_doctest._shared import Subtype, line_of, warn
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -91,7 +91,7 @@ def check(app: Sphinx, config: Config) -> None:
         ))
     conf_py = Path(app.confdir, "conf.py") if app.confdir else None
     for name, problem in problems:
-        line = _line_of(conf_py, name) if conf_py else None
+        line = line_of(conf_py, name) if conf_py else None
         location = f"{conf_py}:{line or ''}" if conf_py else None
         warn("%s", problem, subtype=Subtype.CONFIG, location=location)
     if problems:
@@ -110,14 +110,6 @@ def _jobs(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     return None
-
-
-def _line_of(path: Path, name: str) -> int | None:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return None
-    return next((n for n, line in enumerate(lines, 1) if line.lstrip().startswith(name)), None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -16,7 +16,7 @@ from docutils.parsers.rst import directives
 from sphinx.ext import doctest as sphinx_doctest
 
 from sphinxext.isolated_doctest._job import NAMED_PREAMBLES
-from sphinxext.isolated_doctest._shared import Subtype, warn
+from sphinxext.isolated_doctest._shared import Subtype, line_of, warn
 
 if TYPE_CHECKING:
     from docutils.nodes import Element, Node
@@ -110,21 +110,9 @@ def preamble_label(value: str) -> str:
     return value if value in NAMED_PREAMBLES else "custom"
 
 
-def _line_of(path: Path, prefix: str) -> int | None:
-    """The first line of ``path`` that starts with ``prefix``, for messages."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.lstrip().startswith(prefix):
-            return number
-    return None
-
-
 def config_preamble_origin(app: Sphinx) -> str:
     """Where conf.py sets ``isolated_doctest_preamble``, as ``conf.py:LINE``."""
-    line = _line_of(Path(app.confdir, "conf.py"), "isolated_doctest_preamble")
+    line = line_of(Path(app.confdir, "conf.py"), "isolated_doctest_preamble")
     return f"conf.py:{line}" if line else "conf.py"
 
 
@@ -156,7 +144,7 @@ def resolve_preambles(app: Sphinx, doctree: nodes.document) -> None:
     page_value = app.env.metadata[docname].get(METADATA_FIELD)
     if page_value is not None:
         default = str(doctree.get(RAW_ATTRIBUTE, page_value))
-        line = _line_of(Path(app.env.doc2path(docname)), f":{METADATA_FIELD}:")
+        line = line_of(Path(app.env.doc2path(docname)), f":{METADATA_FIELD}:")
         default_origin = f"{source}:{line}" if line else source
 
     test_nodes: list[Element] = list(doctree.findall(_is_runnable))

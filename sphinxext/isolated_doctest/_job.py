@@ -101,12 +101,6 @@ class Job:
     #: Why the job must not run (e.g. two preambles in one group), if so.
     error: str | None = None
 
-    def timeout_for(self, group: str) -> float:
-        for spec in self.groups:
-            if spec.name == group:
-                return spec.timeout
-        return self.groups[0].timeout if self.groups else 0.0
-
     def wire(self, settings: RunSettings) -> dict[str, Any]:
         """The job as the child reads it: JSON-ready plain data."""
         return {

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from sphinx.util import logging
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from docutils.nodes import Node
 
 LOGGER = logging.getLogger("sphinxext.isolated_doctest")
@@ -36,3 +38,15 @@ def warn(
     LOGGER.warning(
         message, *args, type="isolated_doctest", subtype=str(subtype), location=location
     )
+
+
+def line_of(path: Path, prefix: str) -> int | None:
+    """The first line of ``path`` that starts with ``prefix``, for messages."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip().startswith(prefix):
+            return number
+    return None
