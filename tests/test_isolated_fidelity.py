@@ -120,7 +120,7 @@ def test_same_report_as_reference(
     # The console shows the same report (our own progress lines aside).
     assert ref in ref_status
     assert ours in ours_status
-    assert "running groups..." in ours_status  # ours ran in children, not in-process
+    assert "testing pages..." in ours_status  # ours ran in children, not in-process
 
 
 def test_reference_report_lines(make_app: Callable[..., SphinxTestApp], tmp_path: Path) -> None:

@@ -16,11 +16,23 @@ from sphinxext.isolated_doctest._job import NAMED_PREAMBLES
 from sphinxext.isolated_doctest._shared import Subtype
 
 if TYPE_CHECKING:
+    from docutils import nodes
     from sphinx.application import Sphinx
     from sphinx.util.typing import ExtensionMetadata
 
 __version__ = "0.1.0"
 __all__ = ["NAMED_PREAMBLES", "IsolatedDocTestBuilder", "Subtype", "setup"]
+
+
+def _read_ahead(app: Sphinx, doctree: nodes.document) -> None:
+    if isinstance(app.builder, IsolatedDocTestBuilder):
+        app.builder.read_ahead(app.env.docname, doctree)
+
+
+def _stop(app: Sphinx, exception: Exception | None) -> None:
+    """However the build ends, no child outlives it."""
+    if isinstance(app.builder, IsolatedDocTestBuilder):
+        app.builder.executor.close()
 
 
 def setup(app: Sphinx) -> ExtensionMetadata:
@@ -35,6 +47,9 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     _config.register(app)
     app.add_builder(IsolatedDocTestBuilder)
     app.connect("config-inited", _config.check)
+    # Late, so that the doctree is as it will be pickled (our preambles resolved).
+    app.connect("doctree-read", _read_ahead, priority=900)
+    app.connect("build-finished", _stop)
     try:
         from sphinxext.isolated_doctest._html import setup_html
     except ImportError:

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import os
 import sys
 import textwrap
 import time
+from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sphinx.builders import Builder
 from sphinx.locale import __
 from sphinx.util.console import bold  # type: ignore[attr-defined]
 from sphinx.util.display import status_iterator
 
-from sphinxext.isolated_doctest._cache import ResultCache
-from sphinxext.isolated_doctest._collect import collect
+from sphinxext.isolated_doctest._cache import ResultCache, job_key
+from sphinxext.isolated_doctest._collect import EmptyBlock, collect, warn_empty
 from sphinxext.isolated_doctest._config import Settings
 from sphinxext.isolated_doctest._directives import config_preamble_origin
 from sphinxext.isolated_doctest._files import write_json, write_junit
@@ -26,8 +29,9 @@ from sphinxext.isolated_doctest._result import JobResult
 from sphinxext.isolated_doctest._shared import LOGGER
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence, Set
+    from collections.abc import Iterable, Iterator, Sequence, Set
 
+    from docutils import nodes
     from sphinx.application import Sphinx
 
     from sphinxext.isolated_doctest._job import Job
@@ -51,6 +55,17 @@ def _failed(result: JobResult) -> bool:
         (e["t"] == "group_done" and not e["ok"]) or e["t"] == "preamble_error"
         for e in result.events
     )
+
+
+@dataclasses.dataclass(eq=False)
+class _Page:
+    """A page collected while reading: its jobs (numbered from 0), and for each
+    job its key and, if it was started, its ticket."""
+
+    jobs: list[Job]
+    empty: list[EmptyBlock]
+    keys: dict[int, str] = dataclasses.field(default_factory=dict)
+    tickets: dict[int, int] = dataclasses.field(default_factory=dict)
 
 
 class IsolatedDocTestBuilder(Builder):
@@ -78,6 +93,15 @@ class IsolatedDocTestBuilder(Builder):
             jobs=self.settings.jobs,
             start_method=self.settings.start_method,
         )
+        self.cache: ResultCache | None = None
+        if self.settings.cache:
+            self.cache = ResultCache(Path(self.doctreedir, "isolated_doctest"))
+        #: ``-E``: run everything, whatever the cache holds.
+        self._fresh = bool(getattr(self._sphinx, "_fresh_env_used", False))
+        #: Pages collected (and their jobs submitted) while Sphinx reads.
+        self._ahead: dict[str, _Page] = {}
+        self._reading_ahead = not self.config.doctest_fail_fast
+        self._pid = os.getpid()
         # Most groups run after conf.py's preamble: start its fork server while
         # Sphinx reads the pages.
         self.executor.prepare(
@@ -150,70 +174,127 @@ class IsolatedDocTestBuilder(Builder):
     def write_documents(self, docnames: Set[str]) -> None:
         self._test_documents(sorted(docnames))
 
-    def _test_documents(self, docnames: list[str]) -> None:
-        LOGGER.info(bold(__("running tests...")))
-        jobs: list[Job] = []
-        for docname in docnames:
-            jobs += collect(
-                env=self.env,
-                config=self.config,
-                settings=self.settings,
-                docname=docname,
-                first_index=len(jobs),
-            )
-        results = self._run(jobs, complete=self.env.found_docs.issubset(docnames))
-        self._report(jobs, results)
+    def read_ahead(self, docname: str, doctree: nodes.document) -> None:
+        """Submit a page's jobs as soon as Sphinx has read it (``doctree-read``).
 
-    def _run(self, jobs: list[Job], *, complete: bool) -> dict[int, JobResult]:
-        results: dict[int, JobResult] = {}
-        cache = None
-        if self.settings.cache:
-            folder = Path(self.doctreedir, "isolated_doctest")
-            cache = ResultCache(folder, settings=self.run_settings)
-        keys: dict[int, str] = {}
-        pending: list[Job] = []
-        fresh = bool(getattr(self._sphinx, "_fresh_env_used", False))
+        They run while Sphinx reads the other pages, and the write phase takes
+        the page from here instead of loading its doctree again.
+        """
+        if not self._reading_ahead or os.getpid() != self._pid:
+            return  # fail-fast runs in order; a parallel reader is another process
+        empty: list[EmptyBlock] = []
+        jobs = collect(
+            env=self.env, config=self.config, settings=self.settings, docname=docname,
+            first_index=0, doctree=doctree, empty=empty,
+        )
+        page = _Page(jobs=jobs, empty=empty)
         for job in jobs:
             if job.error is not None:
                 continue
-            if cache is not None:
-                keys[job.index] = key = cache.key(job)
-                cached = None if fresh else cache.get(key)
-                if cached is not None:
-                    results[job.index] = JobResult.from_cache(job.index, cached)
-                    continue
-            pending.append(job)
-        if pending:
-            self._execute(pending, results, cache, keys)
-        if cache is not None:
-            cache.save(complete=complete)
+            key = page.keys[job.index] = job_key(job, self.run_settings)
+            if self._cached(key) is None:
+                page.tickets[job.index] = self.executor.submit(job)
+        previous = self._ahead.pop(docname, None)
+        if previous is not None:  # read twice: keep the last
+            self.executor.cancel(previous.tickets.values())
+        self._ahead[docname] = page
+        self.executor.pump()
+
+    def _cached(self, key: str) -> dict[str, Any] | None:
+        if self.cache is None or self._fresh:
+            return None
+        return self.cache.get(key)
+
+    def _test_documents(self, docnames: list[str]) -> None:
+        LOGGER.info(bold(__("running tests...")))
+        jobs: list[Job] = []
+        keys: dict[int, str] = {}
+        tickets: dict[int, Job] = {}
+        for docname in docnames:
+            first = len(jobs)
+            page = self._ahead.pop(docname, None)
+            if page is None:
+                jobs += collect(
+                    env=self.env,
+                    config=self.config,
+                    settings=self.settings,
+                    docname=docname,
+                    first_index=first,
+                )
+                continue
+            warn_empty(page.empty)
+            for job in page.jobs:
+                own = job.index
+                job = dataclasses.replace(job, index=first + own)
+                jobs.append(job)
+                if own in page.keys:
+                    keys[job.index] = page.keys[own]
+                if own in page.tickets:
+                    tickets[page.tickets[own]] = job
+        # Read ahead but not to be tested (pages not named on the command line).
+        self.executor.cancel(t for page in self._ahead.values() for t in page.tickets.values())
+        self._ahead.clear()
+        results = self._run(jobs, keys, tickets)
+        if self.cache is not None:
+            self.cache.save(complete=self.env.found_docs.issubset(docnames))
+        self._report(jobs, results)
+
+    def _run(
+        self, jobs: list[Job], keys: dict[int, str], tickets: dict[int, Job]
+    ) -> dict[int, JobResult]:
+        """Every job's result: from the cache, from a run started while
+        reading (``tickets``), or from a run started now."""
+        results: dict[int, JobResult] = {}
+        running = {job.index for job in tickets.values()}
+        for job in jobs:
+            if job.error is not None or job.index in running:
+                continue
+            key = keys.get(job.index)
+            if key is None:
+                key = keys[job.index] = job_key(job, self.run_settings)
+            cached = self._cached(key)
+            if cached is not None:
+                results[job.index] = JobResult.from_cache(job.index, cached)
+            else:
+                tickets[self.executor.submit(job)] = job
+        if tickets:
+            self._execute(tickets, results, keys)
         return results
 
     def _execute(
-        self,
-        pending: list[Job],
-        results: dict[int, JobResult],
-        cache: ResultCache | None,
-        keys: dict[int, str],
+        self, tickets: dict[int, Job], results: dict[int, JobResult], keys: dict[int, str]
     ) -> None:
-
         executor = self.executor
-        labels = {job.index: f"{job.docname}: {', '.join(g.name for g in job.groups)}"
-                  for job in pending}
-        progress: Iterable[JobResult] = status_iterator(
-            executor.run(pending),
-            __("running groups... "),
+        cache = self.cache
+        fail_fast = self.config.doctest_fail_fast
+        left = Counter(job.docname for job in tickets.values())
+
+        def finished_pages() -> Iterator[str]:
+            for ticket, result in executor.results():
+                job = tickets[ticket]
+                if result.index != job.index:  # read ahead, numbered on its own
+                    result = dataclasses.replace(result, index=job.index)
+                results[job.index] = result
+                if cache is not None:
+                    cache.put(keys[job.index], result)
+                ended = [job]
+                if fail_fast and _failed(result):
+                    # As in one process: nothing after the first failure runs.
+                    later = [t for t, j in tickets.items() if j.index > job.index]
+                    ended += [tickets[t] for t in executor.cancel(later)]
+                for page_job in ended:
+                    left[page_job.docname] -= 1
+                    if not left[page_job.docname]:
+                        yield page_job.docname
+
+        for _docname in status_iterator(
+            finished_pages(),
+            __("testing pages... "),
             "darkgreen",
-            len(pending),
+            len(left),
             self._sphinx.verbosity,
-            stringify_func=lambda r: labels[r.index],
-        )
-        for result in progress:
-            results[result.index] = result
-            if cache is not None:
-                cache.put(keys[result.index], result)
-            if self.config.doctest_fail_fast and _failed(result):
-                executor.stop()
+        ):
+            pass
         for preamble, text in executor.server_stderr:
             # Written once, where the preamble ran, for every group after it.
             where = preamble.origin or "conf.py"

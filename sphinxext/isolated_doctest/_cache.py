@@ -40,12 +40,19 @@ def environment_fingerprint() -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class ResultCache:
-    """Job results by key, kept in ``folder/results.json``."""
+def job_key(job: Job, settings: RunSettings) -> str:
+    """What the job's outcome depends on, hashed (its place in the build aside)."""
+    # A timeout can turn a pass into a failure, so it is part of the key too.
+    timeouts = [spec.timeout for spec in job.groups]
+    text = json.dumps([job.wire(settings), timeouts], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
-    def __init__(self, folder: Path, *, settings: RunSettings) -> None:
+
+class ResultCache:
+    """Job results by :func:`job_key`, kept in ``folder/results.json``."""
+
+    def __init__(self, folder: Path) -> None:
         self._path = folder / "results.json"
-        self._settings = settings
         self._salt = f"{FORMAT}:{environment_fingerprint()}"
         self._entries: dict[str, dict[str, Any]] = {}
         self._used: set[str] = set()
@@ -55,12 +62,6 @@ class ResultCache:
             data = None
         if isinstance(data, dict) and data.get("salt") == self._salt:
             self._entries = data.get("results", {})
-
-    def key(self, job: Job) -> str:
-        # A timeout can turn a pass into a failure, so it is part of the key too.
-        timeouts = [spec.timeout for spec in job.groups]
-        text = json.dumps([job.wire(self._settings), timeouts], sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()
 
     def get(self, key: str) -> dict[str, Any] | None:
         entry = self._entries.get(key)

@@ -1,28 +1,34 @@
 """The child side: run a preamble first, then doctest groups, and report as data.
 
-This file is executed as a script (``python _child.py serve|once DIR``), never
+This file is executed as a script (``python _child.py serve|once PATH``), never
 imported from the package: importing ``sphinxext.isolated_doctest`` would import
 Sphinx, and the whole point of a child is that nothing but the interpreter's own
 start-up has run before the preamble.  So, until the preamble has run, this
 module uses only what a bare interpreter has already loaded (``sys``, ``os``,
-``json``'s few pure modules); ``doctest`` and the rest are imported after it.
+``marshal``, ``_thread``); ``doctest`` and the rest are imported after it.
+
+Everything crossing a process boundary is a *frame*: four bytes of length,
+little-endian, then a ``marshal``-encoded plain value.  Parent and child are the
+same interpreter, so marshal is both safe and the cheapest codec there is.
 
 Two modes share the code below:
 
 ``once PREFIX``
-    Read ``PREFIX.json``, run its preamble, run the job, exit.  One fresh
-    interpreter per job.
+    Read the frame in ``PREFIX.job``, run its preamble, run the job, exit.  One
+    fresh interpreter per job.
 ``serve CONFIG``
-    Read the JSON file CONFIG, run the preamble and import the doctest
-    machinery once, then read jobs from standard input, one JSON line each, and
-    fork one worker per job.  Each worker is a copy of the pristine, preambled
-    process.
+    Read the frame in the file CONFIG, run the preamble and import the doctest
+    machinery once, then read job requests from standard input and fork one
+    worker per job, each a copy of the pristine, preambled process.  A worker is
+    forked only with a token from the token pipe that every fork server shares
+    (as in make's jobserver), so that all servers together run at most as many
+    jobs at once as the build allows; the worker's exit gives the token back.
 
 A job is named by a path prefix: the worker writes ``PREFIX.out`` and
 ``PREFIX.err`` (its file descriptors 1 and 2) and ``PREFIX.ev``, its results as
-JSON lines, all plain files in a memory-backed folder that the parent reads
-once the worker has ended.  Writing files rather than pipes means the parent is
-not woken for every line, and nothing is lost when a worker dies mid-line.
+frames, all plain files in a memory-backed folder that the parent reads once
+the worker has ended.  Writing files rather than pipes means the parent is not
+woken for every event, and nothing is lost when a worker dies mid-event.
 A resource limit on file size stops a worker that floods its output.  The
 parent owns all policy; this side never decides what is a warning or an error.
 """
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 # Only modules every interpreter has imported before it runs a script.
 import _thread
+import marshal
 import os
 import sys
 import time
@@ -45,19 +52,18 @@ _raw_waitpid = os.waitpid
 _raw_waitid = os.waitid  # Linux and the BSDs; the fork server needs it
 _raw_killpg = os.killpg
 _raw_exit = os._exit
+_raw_monotonic = time.monotonic
 
 # For the type checker only (``always_true`` in pyproject.toml): importing
 # ``typing`` here would load modules before the preamble.
 _TYPING = False
 if _TYPING:
-    from collections.abc import Iterator
     from types import ModuleType
     from typing import Any, NoReturn
 
-    Wire = dict[str, Any]  # a JSON object as the parent wrote it
+    Wire = dict[str, Any]  # a plain value as the parent framed it
 _raw_start_thread = _thread.start_new_thread
 _raw_allocate_lock = _thread.allocate_lock
-_raw_sleep = time.sleep
 
 #: Report text longer than this is cut (head and tail kept) before it is sent.
 TEXT_LIMIT = 64 * 1024
@@ -67,11 +73,22 @@ EXIT_INTERRUPTED = 120  # a KeyboardInterrupt escaped an example
 EXIT_INTERNAL = 121  # the child itself failed; the traceback is on stderr
 
 
-def _load_json(path: str) -> Any:
-    import json  # json imports only re and codecs-level modules
+def frame(value: Any) -> bytes:
+    """``value`` as one frame: its length, then its marshal encoding."""
+    data = marshal.dumps(value)
+    return len(data).to_bytes(4, "little") + data
 
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[_raw_write(fd, view) :]
+
+
+def _read_frame_file(path: str) -> Any:
+    with open(path, "rb") as f:
+        data = f.read()
+    return marshal.loads(data[4:])
 
 
 def _run_preamble(source: str, origin: str) -> str | None:
@@ -89,21 +106,14 @@ def _run_preamble(source: str, origin: str) -> str | None:
 
 
 class _Channel:
-    """JSON lines on the ``ev`` FIFO."""
+    """Frames on the job's ``ev`` file, one write each (an append is atomic)."""
 
-    def __init__(self, fd: int) -> None:
-        import json
+    fd = -1
 
-        self._fd = fd
-        self._dumps = json.dumps
-
-    def emit(self, kind: str, **fields: Any) -> None:
+    @classmethod
+    def emit(cls, kind: str, **fields: Any) -> None:
         fields["t"] = kind
-        data = (self._dumps(fields, ensure_ascii=True) + "\n").encode("ascii")
-        view = memoryview(data)
-        while view:
-            n = _raw_write(self._fd, view)
-            view = view[n:]
+        _write_all(cls.fd, frame(fields))
 
 
 def _cut(text: str) -> str:
@@ -166,7 +176,7 @@ class _LazyDebugger:
         return self._pdb.set_trace(frame or sys._getframe(1))
 
 
-def _make_runner_class(doctest: Any, channel: _Channel) -> Any:
+def _make_runner_class(doctest: Any) -> Any:
     class Runner(doctest.DocTestRunner):  # type: ignore[misc]
         phase = "test"
 
@@ -175,7 +185,7 @@ def _make_runner_class(doctest: Any, channel: _Channel) -> Any:
                 line = test.lineno + (example.lineno or 0) + 1
             else:
                 line = (example.lineno or 0) + 1
-            channel.emit(
+            _Channel.emit(
                 "start", phase=self.phase, group=test.name, filename=test.filename,
                 line=line, source=_cut(example.source),
             )
@@ -227,7 +237,7 @@ def _options(block: Wire) -> dict[int, bool]:
     return {int(k): v for k, v in block.get("options", {}).items()}
 
 
-def _build_group(spec: Wire, job: Wire, channel: _Channel) -> _Group | None:
+def _build_group(spec: Wire, job: Wire) -> _Group | None:
     """Apply ``:skipif:`` and the reference builder's grouping; None if empty."""
     group = _Group(spec["name"])
     present = False
@@ -253,40 +263,38 @@ def _build_group(spec: Wire, job: Wire, channel: _Channel) -> _Group | None:
     return group
 
 
-def _run_group(
-    doctest: Any, runners: list[Any], group: _Group, job: Wire, channel: _Channel
-) -> bool:
+def _run_group(doctest: Any, runner_for: Any, group: _Group, job: Wire) -> bool:
     """Run one group; return False if it failed (for fail-fast)."""
-    setup_runner, test_runner, cleanup_runner = runners
-    parser = doctest.DocTestParser()
+    parser = _Machinery.parser
     ns: dict[str, Any] = {}
     fail_fast = job["fail_fast"]
 
     def out(text: str) -> None:
-        channel.emit("out", text=_cut(text))
+        _Channel.emit("out", text=_cut(text))
 
     def run(runner: Any, test: Any, kind: str) -> bool:
         old_f, old_t = runner.failures, runner.tries
         test.globs = ns
         runner.run(test, out=out, clear_globs=False)
-        channel.emit(
+        _Channel.emit(
             "record", runner=kind, name=test.name,
             failures=runner.failures - old_f, tries=runner.tries - old_t,
         )
         return bool(runner.failures == old_f)
 
-    def run_setup_cleanup(runner: Any, blocks: list[Wire], what: str) -> bool:
-        examples = [doctest.Example(b["code"], "", lineno=b["lineno"]) for b in blocks]
-        if not examples:
+    def run_setup_cleanup(runner_for: Any, blocks: list[Wire], what: str) -> bool:
+        if not blocks:
             return True
+        runner = runner_for(what)
+        examples = [doctest.Example(b["code"], "", lineno=b["lineno"]) for b in blocks]
         test = doctest.DocTest(
             examples, {}, f"{group.name} ({what} code)", blocks[0]["filename"], 0, None
         )
         _Mode.value = "exec"
         return run(runner, test, what)
 
-    channel.emit("group", name=group.name, ts=time.monotonic())
-    if not run_setup_cleanup(setup_runner, group.setup, "setup"):
+    _Channel.emit("group", name=group.name, ts=_raw_monotonic())
+    if not run_setup_cleanup(runner_for, group.setup, "setup"):
         return False
 
     success = True
@@ -298,7 +306,7 @@ def _run_group(
                     block["code"], {}, group.name, block["filename"], block["lineno"]
                 )
             except Exception:
-                channel.emit(
+                _Channel.emit(
                     "warning", text=f"ignoring invalid doctest code: {block['code']!r}",
                     filename=block["filename"], lineno=block["lineno"],
                 )
@@ -324,35 +332,72 @@ def _run_group(
                 [example], {}, group.name, block["filename"], block["lineno"], None
             )
             _Mode.value = "exec"
-        if not run(test_runner, test, "test"):
+        if not run(runner_for("test"), test, "test"):
             success = False
             if fail_fast:
                 break
 
-    if not run_setup_cleanup(cleanup_runner, group.cleanup, "cleanup"):
+    if not run_setup_cleanup(runner_for, group.cleanup, "cleanup"):
         return False
     return success
 
 
-def _run_job(job: Wire, channel: _Channel) -> None:
-    import doctest
+class _Machinery:
+    """What every job needs, set up once: in the fork server before it forks
+    (so that workers share it instead of each building it), or in ``once``."""
 
-    _install_compile(doctest)
-    Runner = _make_runner_class(doctest, channel)
+    doctest: Any = None
+    runner_class: Any = None
+    parser: Any = None
+    resource: Any = None
+    set_signal: Any = None
+    sigxfsz = sig_dfl = 0
+
+    @classmethod
+    def load(cls) -> None:
+        if cls.doctest is not None:
+            return
+        import _signal  # type: ignore[import-not-found]  # signal without its enums
+        import doctest
+        import resource
+        import signal
+
+        _install_compile(doctest)
+        cls.doctest, cls.resource = doctest, resource
+        cls.sigxfsz, cls.sig_dfl = int(signal.SIGXFSZ), int(signal.SIG_DFL)
+        cls.set_signal = _signal.signal
+        cls.runner_class = _make_runner_class(doctest)
+        cls.parser = doctest.DocTestParser()
+
+
+class _Runners:
+    """A group's runner for each phase, made when first needed."""
+
+    def __init__(self, runner_class: Any, flags: int) -> None:
+        self._class = runner_class
+        self._flags = flags
+        self._made: dict[str, Any] = {}
+
+    def __call__(self, phase: str) -> Any:
+        runner = self._made.get(phase)
+        if runner is None:
+            runner = self._made[phase] = self._class(verbose=False, optionflags=self._flags)
+            runner.phase = phase
+        return runner
+
+
+def _run_job(job: Wire) -> None:
+    _Machinery.load()
+    doctest, runner_class = _Machinery.doctest, _Machinery.runner_class
     flags = job["optionflags"]
 
     for spec in job["groups"]:
-        group = _build_group(spec, job, channel)
+        group = _build_group(spec, job)
         if group is None:
-            channel.emit("absent", name=spec["name"])
+            _Channel.emit("absent", name=spec["name"])
             continue
-        runners: list[Any] = []
-        for phase in ("setup", "test", "cleanup"):
-            runner = Runner(verbose=False, optionflags=flags)
-            runner.phase = phase
-            runners.append(runner)
-        ok = _run_group(doctest, runners, group, job, channel)
-        channel.emit("group_done", name=group.name, ok=ok, ts=time.monotonic())
+        ok = _run_group(doctest, _Runners(runner_class, flags), group, job)
+        _Channel.emit("group_done", name=group.name, ok=ok, ts=_raw_monotonic())
         if not ok and job["fail_fast"]:
             break
 
@@ -368,33 +413,30 @@ def _open_job_files(prefix: str, limit: int) -> int:
         os.dup2(fd, target)
         os.close(fd)
     if limit:
-        import resource
-
+        _Machinery.load()
+        resource = _Machinery.resource
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
         # Python ignores SIGXFSZ, so a write past the limit would only raise
         # OSError and the group would go on; the default action stops the child
         # in the example that flooded, where the report then places the flood.
-        import signal
-
-        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+        _Machinery.set_signal(_Machinery.sigxfsz, _Machinery.sig_dfl)
     return os.open(f"{prefix}.ev", flags, 0o600)
 
 
 def _work(prefix: str, job: Wire, preamble_error: str | None) -> NoReturn:
     """Run a job in this process, report, and leave without running atexit hooks."""
     status = 0
-    ev = _open_job_files(prefix, job["output_limit"])
-    channel = _Channel(ev)
+    _Channel.fd = _open_job_files(prefix, job["output_limit"])
     try:
         if preamble_error is not None:
-            channel.emit("preamble_error", traceback=_cut(preamble_error))
+            _Channel.emit("preamble_error", traceback=_cut(preamble_error))
         else:
-            _run_job(job, channel)
-        channel.emit("done")
+            _run_job(job)
+        _Channel.emit("done")
     except KeyboardInterrupt:
         import traceback
 
-        channel.emit("interrupted", traceback=_cut(traceback.format_exc()))
+        _Channel.emit("interrupted", traceback=_cut(traceback.format_exc()))
         status = EXIT_INTERRUPTED
     except BaseException:
         import traceback
@@ -413,21 +455,10 @@ def _work(prefix: str, job: Wire, preamble_error: str | None) -> NoReturn:
 
 
 def _once(prefix: str) -> None:
-    job = _load_json(f"{prefix}.json")
+    job = _read_frame_file(f"{prefix}.job")
     sys.path[:] = job["sys_path"]
     error = _run_preamble(job["preamble"], job["preamble_origin"])
     _work(prefix, job, error)
-
-
-def _read_lines(fd: int) -> Iterator[bytes]:
-    buffer = b""
-    while True:
-        chunk = _raw_read(fd, 65536)
-        if not chunk:
-            return
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        yield from lines
 
 
 def _warm_up(doctest: Any) -> None:
@@ -438,56 +469,80 @@ def _warm_up(doctest: Any) -> None:
     runner.run(test, out=lambda text: None)
 
 
-def _serve(config_path: str) -> None:
-    config = _load_json(config_path)
-    # Our answers go on a private copy of fd 1; fd 1 itself becomes stderr so
-    # that whatever the preamble prints cannot corrupt them.
-    control = os.dup(1)
-    os.dup2(2, 1)
-    sys.path[:] = config["sys_path"]
-    error = _run_preamble(config["preamble"], config["preamble_origin"])
+class _Server:
+    """The fork server's state.
 
-    import json
+    The main thread reads requests and forks (a preamble's fork hooks, gevent's
+    for one, expect to run there); a reaper thread waits for workers, kills
+    what they left running and gives their tokens back.
+    """
 
-    if error is None:
-        import doctest  # the machinery every worker needs, loaded once
-        import resource  # noqa: F401  (every worker sets its output limit with these)
-        import signal  # noqa: F401
+    def __init__(self, control: int, tokens: tuple[int, int]) -> None:
+        self.control = control
+        self.tokens_in, self.tokens_out = tokens
+        self.lock = _raw_allocate_lock()  # guards ``workers``
+        self.workers: dict[int, str] = {}  # worker pid -> job prefix
+        self.reaped = _raw_allocate_lock()  # released when there may be a worker to wait for
+        self.reaped.acquire()
+        self.queue: list[tuple[str, bytes]] = []  # (prefix, framed job), not yet started
+        self.cancelled: set[str] = set()
+        self.ended = False  # standard input is closed
+        self._input = bytearray()
+        self._blocking = True
 
-        _install_compile(doctest)
-        _warm_up(doctest)
-        # Whatever exists now is shared with every worker: keep the collector
-        # from touching (and so copying) it in each of them.
-        import gc
+    def answer(self, **fields: Any) -> None:
+        # One write of a small frame: atomic on a pipe, whoever else writes.
+        _write_all(self.control, frame(fields))
 
-        gc.freeze()
-
-    def answer(**fields: Any) -> None:
-        _raw_write(control, (json.dumps(fields) + "\n").encode())
-
-    jobs: dict[int, str] = {}  # worker pid -> job prefix
-    lock = _raw_allocate_lock()
-    wake = _raw_allocate_lock()  # released when there may be a worker to wait for
-    wake.acquire()
-
-    def nudge() -> None:
+    def take(self, wait: bool) -> None:
+        """Queue the requests standard input has, waiting for some if ``wait``."""
+        if wait != self._blocking:
+            os.set_blocking(0, wait)
+            self._blocking = wait
         try:
-            wake.release()
-        except RuntimeError:  # already released
-            pass
+            chunk = _raw_read(0, 1 << 20)
+        except BlockingIOError:
+            return
+        if not chunk:
+            self.ended = True
+            return
+        buffer = self._input
+        buffer += chunk
+        start = 0
+        while len(buffer) - start >= 4:
+            end = start + 4 + int.from_bytes(buffer[start : start + 4], "little")
+            if end > len(buffer):
+                break
+            request = marshal.loads(buffer[start + 4 : end])
+            start = end
+            if request["t"] == "run":
+                # The job stays encoded: the worker decodes it, not the server.
+                self.queue.append((request["job"], request["wire"]))
+            else:
+                self._drop(set(request["jobs"]))
+        del buffer[:start]
 
-    def reap() -> None:
-        """In a thread of its own: report each worker's exit as it happens."""
+    def _drop(self, dropping: set[str]) -> None:
+        """Forget requests not started yet (fail-fast, work not needed after all)."""
+        kept = []
+        for item in self.queue:
+            if item[0] in dropping:
+                dropping.discard(item[0])
+                self.answer(t="dropped", job=item[0])
+            else:
+                kept.append(item)
+        self.queue[:] = kept
+        self.cancelled |= dropping  # perhaps the one about to start
+
+    def reap(self) -> None:
+        """The reaper thread: report each worker's exit as it happens."""
         while True:
             try:
                 # Wait without reaping first, so the process group cannot be
                 # recycled before we kill what the example left running in it.
                 info = _raw_waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
             except ChildProcessError:
-                with lock:
-                    if not jobs and done[0]:
-                        return
-                wake.acquire()
+                self.reaped.acquire()
                 continue
             if info is None:
                 continue
@@ -497,39 +552,85 @@ def _serve(config_path: str) -> None:
             except OSError:
                 pass
             status = _raw_waitpid(pid, 0)[1]
-            with lock:
-                prefix = jobs.pop(pid, None)
+            ended = _raw_monotonic()
+            with self.lock:
+                prefix = self.workers.pop(pid, None)
+            _raw_write(self.tokens_out, b"+")
             if prefix is not None:
-                answer(t="exit", job=prefix, status=status)
+                self.answer(t="exit", job=prefix, status=status, ts=ended)
 
-    done = [False]
-    answer(t="ready", preamble_error=error)
-    reaper_started = False
-    for line in _read_lines(0):
-        request = json.loads(line)
-        prefix = request["prefix"]
+    def start(self, prefix: str, job: bytes, error: str | None) -> None:
+        """Fork the worker for one request (the caller holds a token)."""
+        if prefix in self.cancelled:
+            self.cancelled.discard(prefix)
+            _raw_write(self.tokens_out, b"+")
+            self.answer(t="dropped", job=prefix)
+            return
         sys.stdout.flush()
         sys.stderr.flush()
-        with lock:
-            worker = os.fork()  # the preamble's fork, so that e.g. gevent re-inits its hub
+        with self.lock:
+            try:
+                worker = os.fork()  # the preamble's fork, so that e.g. gevent re-inits its hub
+            except OSError as exc:
+                _raw_write(self.tokens_out, b"+")
+                self.answer(t="fork_failed", job=prefix, error=str(exc))
+                return
             if worker == 0:
+                # Said before leaving the server's process group: a worker the
+                # parent has not heard of dies with that group.
+                self.answer(t="started", job=prefix, pid=os.getpid(), ts=_raw_monotonic())
                 os.setsid()
-                os.close(control)
-                _work(prefix, request["job"], error)
-            jobs[worker] = prefix
-        answer(t="started", job=prefix, pid=worker)
-        nudge()
-        if not reaper_started:
-            _raw_start_thread(reap, ())
-            reaper_started = True
-    with lock:
-        done[0] = True
-    nudge()
-    while True:
-        with lock:
-            if not jobs:
-                break
-        _raw_sleep(0.01)
+                for fd in (self.control, self.tokens_in, self.tokens_out):
+                    os.close(fd)
+                _work(prefix, marshal.loads(job), error)
+            self.workers[worker] = prefix
+        try:
+            self.reaped.release()
+        except RuntimeError:  # already released
+            pass
+
+
+def _serve(config_path: str) -> None:
+    config = _read_frame_file(config_path)
+    # Our answers go on a private copy of fd 1; fd 1 itself becomes stderr so
+    # that whatever the preamble prints cannot corrupt them.
+    control = os.dup(1)
+    os.dup2(2, 1)
+    sys.path[:] = config["sys_path"]
+    error = _run_preamble(config["preamble"], config["preamble_origin"])
+
+    if error is None:
+        _Machinery.load()  # what every worker needs, loaded once
+        _warm_up(_Machinery.doctest)
+        # Whatever exists now is shared with every worker: keep the collector
+        # from touching (and so copying) it in each of them.
+        import gc
+
+        gc.freeze()
+
+    server = _Server(control, tuple(config["tokens"]))
+    server.answer(t="ready", preamble_error=error)
+    _raw_start_thread(server.reap, ())
+    while not server.ended:
+        server.take(wait=not server.queue)
+        if not server.queue:
+            continue
+        _raw_read(server.tokens_in, 1)  # wait for a free slot
+        server.take(wait=False)  # a drop may have come meanwhile
+        if server.ended or not server.queue:
+            _raw_write(server.tokens_out, b"+")
+            continue
+        prefix, job = server.queue.pop(0)
+        server.start(prefix, job, error)
+    # Standard input ended: the parent is done with us, or gone.  Workers still
+    # running have no one left to time them out or read their results.
+    with server.lock:
+        for pid in server.workers:
+            try:
+                _raw_killpg(pid, 9)
+            except OSError:
+                pass
+    _raw_exit(0)
 
 
 def main(argv: list[str]) -> None:
@@ -539,7 +640,7 @@ def main(argv: list[str]) -> None:
     elif mode == "serve":
         _serve(path)
     else:
-        sys.exit(f"usage: {argv[0]} once PREFIX | serve CONFIG.json")
+        sys.exit(f"usage: {argv[0]} once PREFIX | serve CONFIG")
 
 
 if __name__ == "__main__":

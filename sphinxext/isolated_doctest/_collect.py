@@ -39,6 +39,15 @@ def _filename(env: BuildEnvironment, node: Node, docname: str) -> str:
         return str(env.doc2path(docname, False))
 
 
+#: A block without code: its kind, file and line.
+EmptyBlock = tuple[str, str, int | None]
+
+
+def warn_empty(blocks: list[EmptyBlock]) -> None:
+    for kind, filename, lineno in blocks:
+        _sphinx_logger.warning("no code/output in %s block at %s:%s", kind, filename, lineno)
+
+
 class _Group:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -50,23 +59,40 @@ class _Group:
 
 
 def collect(
-    *, env: BuildEnvironment, config: Config, settings: Settings, docname: str, first_index: int
+    *,
+    env: BuildEnvironment,
+    config: Config,
+    settings: Settings,
+    docname: str,
+    first_index: int,
+    doctree: nodes.document | None = None,
+    empty: list[EmptyBlock] | None = None,
 ) -> list[Job]:
-    """The page's jobs, numbered from ``first_index``, in document order."""
-    doctree = env.get_doctree(docname)
+    """The page's jobs, numbered from ``first_index``, in document order.
+
+    ``doctree`` is the page's, if at hand (else it is loaded).  Blocks without
+    code are warned about, as the reference does, or listed in ``empty`` to be
+    warned about later (see :func:`warn_empty`).
+    """
+    if doctree is None:
+        doctree = env.get_doctree(docname)
     condition = _is_doctest_block if config.doctest_test_doctest_blocks else is_test_node
     groups: dict[str, _Group] = {}
     star: list[Block] = []
+    filenames: dict[str | None, str] = {}
     for node in doctree.findall(condition):
         element: Element = node
         source = element["test"] if "test" in element else element.astext()
-        filename = _filename(env, element, docname)
+        filename = filenames.get(element.source)
+        if filename is None:
+            filename = filenames[element.source] = _filename(env, element, docname)
         lineno = DocTestBuilder.get_line_number(element)
         kind = element.get("testnodetype", "doctest")
         if not source:
-            _sphinx_logger.warning(
-                "no code/output in %s block at %s:%s", kind, filename, lineno
-            )
+            if empty is None:
+                warn_empty([(kind, filename, lineno)])
+            else:
+                empty.append((kind, filename, lineno))
         block = Block(
             kind=kind,
             code=source,

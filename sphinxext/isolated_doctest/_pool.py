@@ -1,16 +1,27 @@
 """Run jobs in child processes: start them, watch them, time them out, kill them.
 
-One selector loop in the sphinx-build process watches each child's exit (a
-pidfd, or the fork server's answer) and its deadline.  A child writes its
-results and its stdout and stderr to files in a memory-backed scratch folder;
-they are read once, when it has ended.  Nothing here decides policy: each
-finished job becomes a :class:`JobResult`.
+Jobs are *submitted* as soon as they are known (the builder submits a page's
+jobs while Sphinx is still reading the others) and their results *collected*
+later, in whatever order they finish.
+
+With the ``fork`` start method, every job goes straight to the fork server of
+its preamble, which queues it and forks a worker once a token from the shared
+token pipe says a slot is free: the servers keep the cores busy on their own,
+without waiting for this process.  With ``spawn``, this process starts a fresh
+interpreter per job, at most ``jobs`` at a time.
+
+One selector loop watches the servers' answers, each spawned child's exit (a
+pidfd) and every deadline.  A child writes its results and its stdout and stderr
+to files in a memory-backed scratch folder, read once it has ended.  Nothing
+here decides policy: each finished job becomes a :class:`JobResult`.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-import json
+import fcntl
+import marshal
 import os
 import selectors
 import shutil
@@ -43,6 +54,28 @@ CHILD_SCRIPT = str(Path(__file__).with_name("_child.py"))
 TAIL_BYTES = 8 * 1024
 
 
+def frame(value: Any) -> bytes:
+    """``value`` as the children read it: its length, then its marshal encoding."""
+    data = marshal.dumps(value)
+    return len(data).to_bytes(4, "little") + data
+
+
+def unframe(data: bytes | bytearray) -> tuple[list[Any], int]:
+    """The whole frames at the start of ``data``, and how many bytes they took."""
+    values = []
+    start = 0
+    while len(data) - start >= 4:
+        end = start + 4 + int.from_bytes(data[start : start + 4], "little")
+        if end > len(data):
+            break
+        try:
+            values.append(marshal.loads(data[start + 4 : end]))
+        except (EOFError, ValueError, TypeError):
+            break  # cut short by the writer's death
+        start = end
+    return values, start
+
+
 def _scratch_dir() -> str | None:
     """Where job files go: memory-backed where there is such a place, since
     each job creates and removes a few of them."""
@@ -52,57 +85,52 @@ def _scratch_dir() -> str | None:
     return None
 
 
-def _tail(path: str) -> str:
-    """The last TAIL_BYTES of a file, decoded whatever the bytes are."""
+def _tail(path: str) -> tuple[str, int]:
+    """The last TAIL_BYTES of a file, decoded whatever the bytes are, and its size."""
     try:
-        with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - TAIL_BYTES))
-            data = f.read()
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return ""
+        return "", 0
+    try:
+        size = os.fstat(fd).st_size
+        if not size:
+            return "", 0
+        data = os.pread(fd, TAIL_BYTES, max(0, size - TAIL_BYTES))
+    finally:
+        os.close(fd)
     text = data.decode("utf-8", errors="backslashreplace")
     if size > len(data):
         text = f"[... {size - len(data)} bytes before this ...]\n{text}"
-    return text
+    return text, size
 
 
-def _flooded(prefix: str) -> bool:
-    """Whether stdout or stderr reached the size limit (a write is cut short there)."""
-    for suffix in (".out", ".err"):
-        with contextlib.suppress(OSError):
-            if os.stat(prefix + suffix).st_size >= OUTPUT_LIMIT:
-                return True
-    return False
-
-
-def _read_events(path: str) -> list[dict[str, Any]]:
-    """The child's events; a line cut short by its death is dropped."""
+def _read_events(path: str) -> tuple[dict[str, Any], ...]:
+    """The child's events; one cut short by its death is dropped."""
     try:
         with open(path, "rb") as f:
             data = f.read(OUTPUT_LIMIT)
     except OSError:
-        return []
-    events = []
-    for line in data.split(b"\n"):
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue
-    return events
+        return ()
+    return tuple(unframe(data)[0])
 
 
 @dataclass(kw_only=True, eq=False)
-class _Running:
+class _Run:
+    """One submitted job, from submission to its result."""
+
+    ticket: int
     job: Job
     prefix: str
+    server: _Server | None = None
     pid: int | None = None
     proc: subprocess.Popen[bytes] | None = None
     pidfd: int | None = None
     started: float | None = None
     deadline: float | None = None
+    ended: float | None = None
     fault: Fault | None = None
     returncode: int | None = None
+    cancelled: bool = False
 
 
 @dataclass(kw_only=True, eq=False)
@@ -114,10 +142,13 @@ class _Server:
     #: The environment the server (and so every worker) started with.
     environ: dict[str, str]
     used: bool = False
-    buffer: bytearray = field(default_factory=bytearray)
-    err: bytearray = field(default_factory=bytearray)
     ready: bool = False
-    waiting: list[_Running] = field(default_factory=list)
+    dead: bool = False
+    answers: bytearray = field(default_factory=bytearray)
+    err: bytearray = field(default_factory=bytearray)
+    #: Requests not yet written to the server (its pipe was full, or it was starting).
+    outgoing: bytearray = field(default_factory=bytearray)
+    writing: bool = False
 
 
 class Executor:
@@ -129,52 +160,112 @@ class Executor:
         self._fork = start_method == "fork"
         self._selector = selectors.DefaultSelector()
         self._servers: dict[str, _Server] = {}
-        self._running: dict[str, _Running] = {}
+        self._runs: dict[int, _Run] = {}  # submitted, not yet collected
+        self._by_prefix: dict[str, _Run] = {}
+        self._done: deque[_Run] = deque()  # ended, waiting to be collected
+        self._spawn_queue: deque[_Run] = deque()
+        self._spawned = 0  # spawned children still running
         self._counter = 0
-        self._stopping = False
         #: What each fork server wrote to stderr (its preamble's warnings, say),
         #: filled in as the servers stop.
         self.server_stderr: list[tuple[Preamble, str]] = []
         self._folder = Path(tempfile.mkdtemp(prefix="isolated-doctest-", dir=_scratch_dir()))
+        self._tokens: tuple[int, int] | None = None
+        if self._fork:
+            # The jobserver: one byte per job that may run at once.
+            self._tokens = os.pipe()
+            os.write(self._tokens[1], b"+" * self._jobs)
+        # A Ctrl-C while Sphinx reads the pages ends the build without a
+        # build-finished event: the children must not outlive it either.
+        atexit.register(self.close)
 
     # -- public -------------------------------------------------------------
 
-    def run(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
-        """Run ``jobs`` and yield each result as it comes; :meth:`stop` starts no more.
+    def prepare(self, preamble: Preamble) -> None:
+        """Start the fork server for ``preamble`` now, so that its start-up
+        overlaps whatever the build does before the first job."""
+        if self._fork:
+            self._server_for(preamble)
 
-        Jobs are started in the order given.  However this generator ends (an
-        exception, a Ctrl-C, being closed early), every child and server it
-        started is killed before it returns.
+    def submit(self, job: Job) -> int:
+        """Start ``job`` as soon as a slot is free; return its ticket."""
+        self._counter += 1
+        run = _Run(ticket=self._counter, job=job, prefix=str(self._folder / f"job{self._counter}"))
+        self._runs[run.ticket] = run
+        self._by_prefix[run.prefix] = run
+        if self._fork:
+            self._send_to_server(run)
+        else:
+            self._spawn_queue.append(run)
+            self._spawn_more()
+        return run.ticket
+
+    def cancel(self, tickets: Iterable[int]) -> set[int]:
+        """Forget these jobs: drop them if not started, kill them if running.
+
+        Return the tickets cancelled: not those already ended, whose results
+        :meth:`results` still yields.
         """
-        queue = deque(jobs)
+        drops: dict[int, list[str]] = {}
+        cancelled = set()
+        for ticket in tickets:
+            run = self._runs.get(ticket)
+            if run is None or run.cancelled or run.returncode is not None:
+                continue
+            run.cancelled = True
+            cancelled.add(ticket)
+            if run.pid is not None:
+                self._kill(run)
+            elif run.server is not None:
+                drops.setdefault(id(run.server), []).append(run.prefix)
+            elif run in self._spawn_queue:
+                self._spawn_queue.remove(run)
+                self._forget(run)
+        for server in self._servers.values():
+            prefixes = drops.get(id(server))
+            if prefixes:
+                self._write(server, frame({"t": "drop", "jobs": prefixes}))
+        return cancelled
+
+    def pump(self) -> None:
+        """Handle whatever has happened, without waiting."""
+        self._poll(0)
+
+    def results(self) -> Iterator[tuple[int, JobResult]]:
+        """``(ticket, result)`` for every job submitted and not cancelled, as each ends.
+
+        However this generator ends (an exception, a Ctrl-C, being closed
+        early), every child and server is killed before it returns.
+        """
         try:
-            while queue or self._running:
-                while queue and not self._stopping and len(self._running) < self._jobs:
-                    self._start(queue.popleft())
-                if self._stopping:
-                    queue.clear()
-                    if not self._running:
-                        break
-                self._poll()
-                for running in [r for r in self._running.values() if r.returncode is not None]:
-                    yield self._finish(running)
+            while self._runs or self._done:
+                while self._done:
+                    run = self._done.popleft()
+                    result = self._finish(run)
+                    if not run.cancelled:
+                        yield run.ticket, result
+                if self._runs:
+                    self._poll(None)
         finally:
             self.close()
 
-    def stop(self) -> None:
-        """Start no further jobs; those running finish and are still yielded."""
-        self._stopping = True
-
     def close(self) -> None:
         """Kill every child and server; safe to call more than once."""
-        for running in list(self._running.values()):
-            self._kill(running)
-            self._release(running)
-        self._running.clear()
+        atexit.unregister(self.close)
         for server in self._servers.values():
             self._stop_server(server)
         self._servers.clear()
+        for run in list(self._runs.values()):
+            self._kill(run)
+            self._release(run)
+        self._runs.clear()
+        self._done.clear()
         self._selector.close()
+        if self._tokens is not None:
+            for fd in self._tokens:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._tokens = None
         shutil.rmtree(self._folder, ignore_errors=True)
 
     # -- starting -------------------------------------------------------------
@@ -182,18 +273,13 @@ class Executor:
     def _wire(self, job: Job) -> dict[str, Any]:
         return {**job.wire(self._settings), "output_limit": OUTPUT_LIMIT}
 
-    def _start(self, job: Job) -> None:
-        self._counter += 1
-        running = _Running(job=job, prefix=str(self._folder / f"job{self._counter}"))
-        self._running[running.prefix] = running
-        if self._fork:
-            self._send_to_server(running)
-        else:
-            self._spawn(running)
+    def _spawn_more(self) -> None:
+        while self._spawn_queue and self._spawned < self._jobs:
+            self._spawn(self._spawn_queue.popleft())
 
-    def _spawn(self, running: _Running) -> None:
-        prefix = running.prefix
-        Path(f"{prefix}.json").write_text(json.dumps(self._wire(running.job)), encoding="utf-8")
+    def _spawn(self, run: _Run) -> None:
+        prefix = run.prefix
+        Path(f"{prefix}.job").write_bytes(frame(self._wire(run.job)))
         # Open the output files here too, so that what the preamble prints is kept.
         with open(f"{prefix}.out", "ab") as out, open(f"{prefix}.err", "ab") as err:
             proc = subprocess.Popen(
@@ -203,34 +289,30 @@ class Executor:
                 stderr=err,
                 start_new_session=True,
             )
-        running.proc = proc
-        running.pid = proc.pid
-        self._mark_started(running)
+        self._spawned += 1
+        run.proc = proc
+        run.pid = proc.pid
+        self._mark_started(run, time.monotonic())
         try:
-            running.pidfd = os.pidfd_open(proc.pid)
-            self._selector.register(running.pidfd, selectors.EVENT_READ, (self._on_exit, running))
+            run.pidfd = os.pidfd_open(proc.pid)
+            self._selector.register(run.pidfd, selectors.EVENT_READ, (self._on_exit, run))
         except (AttributeError, OSError):
-            running.pidfd = None  # polled in _poll instead
-
-    def prepare(self, preamble: Preamble) -> None:
-        """Start the fork server for ``preamble`` now, so that its start-up
-        overlaps whatever the build does before the first job."""
-        if self._fork:
-            self._server_for(preamble)
+            run.pidfd = None  # polled in _poll instead
 
     def _server_for(self, preamble: Preamble) -> _Server:
         server = self._servers.get(preamble.source)
         if server is not None:
             return server
+        assert self._tokens is not None
         self._counter += 1
-        config = self._folder / f"server{self._counter}.json"
-        config.write_text(
-            json.dumps({
+        config = self._folder / f"server{self._counter}"
+        config.write_bytes(
+            frame({
                 "sys_path": list(self._settings.sys_path),
                 "preamble": preamble.source,
                 "preamble_origin": preamble.origin,
-            }),
-            encoding="utf-8",
+                "tokens": list(self._tokens),
+            })
         )
         proc = subprocess.Popen(
             [sys.executable, CHILD_SCRIPT, "serve", str(config)],
@@ -238,80 +320,128 @@ class Executor:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            pass_fds=self._tokens,
         )
         server = _Server(proc=proc, preamble=preamble, environ=dict(os.environ))
-        assert proc.stdout is not None and proc.stderr is not None
-        os.set_blocking(proc.stdout.fileno(), False)
-        os.set_blocking(proc.stderr.fileno(), False)
-        self._selector.register(proc.stdout, selectors.EVENT_READ, (self._on_control, server))
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            os.set_blocking(stream.fileno(), False)
+        for stream in (proc.stdin, proc.stdout):
+            # Room for a build's worth of requests and answers, so that neither
+            # side waits while Sphinx is busy reading pages.
+            with contextlib.suppress(AttributeError, OSError):
+                fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+        self._selector.register(proc.stdout, selectors.EVENT_READ, (self._on_answers, server))
         self._selector.register(proc.stderr, selectors.EVENT_READ, (self._on_server_err, server))
         self._servers[preamble.source] = server
         return server
 
-    def _send_to_server(self, running: _Running) -> None:
-        server = self._server_for(running.job.preamble)
+    def _send_to_server(self, run: _Run) -> None:
+        server = self._server_for(run.job.preamble)
         if server.environ != os.environ and not server.used:
             # Started early (see prepare) and the environment changed since:
             # examples must see the environment of the run, so start afresh.
             self._stop_server(server)
-            del self._servers[running.job.preamble.source]
-            server = self._server_for(running.job.preamble)
+            del self._servers[run.job.preamble.source]
+            server = self._server_for(run.job.preamble)
         server.used = True
-        if server.ready:
-            self._request(server, running)
-        else:
-            server.waiting.append(running)
+        run.server = server
+        if server.dead:
+            self._fail(run, self._server_fault(server))
+            return
+        # The job itself is framed apart: the worker decodes it, not the server.
+        wire = marshal.dumps(self._wire(run.job))
+        self._write(server, frame({"t": "run", "job": run.prefix, "wire": wire}))
 
-    def _request(self, server: _Server, running: _Running) -> None:
-        assert server.proc.stdin is not None
-        request = {"prefix": running.prefix, "job": self._wire(running.job)}
-        try:
-            server.proc.stdin.write(json.dumps(request).encode() + b"\n")
-            server.proc.stdin.flush()
-        except OSError:
-            self._server_died(server)
+    def _write(self, server: _Server, data: bytes) -> None:
+        """Send ``data`` to the server, now if its pipe takes it, else when it does."""
+        if server.dead:
+            return
+        server.outgoing += data
+        self._flush(server)
 
-    def _mark_started(self, running: _Running) -> None:
-        running.started = time.monotonic()
-        timeouts = [spec.timeout for spec in running.job.groups]
+    def _flush(self, server: _Server) -> None:
+        stdin = server.proc.stdin
+        assert stdin is not None
+        while server.outgoing:
+            try:
+                n = os.write(stdin.fileno(), server.outgoing)
+            except BlockingIOError:
+                break
+            except OSError:
+                self._server_died(server)
+                return
+            del server.outgoing[:n]
+        wanted = bool(server.outgoing)
+        if wanted != server.writing:
+            if wanted:
+                self._selector.register(stdin, selectors.EVENT_WRITE, (self._on_writable, server))
+            else:
+                self._selector.unregister(stdin)
+            server.writing = wanted
+
+    def _mark_started(self, run: _Run, when: float) -> None:
+        run.started = when
+        timeouts = [spec.timeout for spec in run.job.groups]
         # A job of several groups (one page) may take each group's time; no
         # limit if any group has none.
         if timeouts and all(timeouts):
-            running.deadline = running.started + sum(timeouts)
+            run.deadline = when + sum(timeouts)
 
     # -- watching -----------------------------------------------------------
 
-    def _poll(self) -> None:
+    def _poll(self, timeout: float | None) -> None:
         now = time.monotonic()
-        deadlines = [r.deadline for r in self._running.values() if r.deadline is not None]
-        timeout = max(0.0, min(deadlines) - now) if deadlines else None
-        if any(r.proc is not None and r.pidfd is None for r in self._running.values()):
-            timeout = 0.05 if timeout is None else min(timeout, 0.05)
+        if timeout is None:
+            deadlines = [r.deadline for r in self._runs.values()
+                         if r.deadline is not None and r.returncode is None]
+            timeout = max(0.0, min(deadlines) - now) if deadlines else None
+            if any(r.proc is not None and r.pidfd is None for r in self._runs.values()):
+                timeout = 0.05 if timeout is None else min(timeout, 0.05)
         for key, _mask in self._selector.select(timeout):
             callback, owner = key.data
             callback(key.fd, owner)
         now = time.monotonic()
-        for running in list(self._running.values()):
-            if running.deadline is not None and now >= running.deadline and running.fault is None:
-                seconds = running.deadline - (running.started or now)
-                running.fault = Fault(kind="timeout", message=f"timed out after {seconds:g} s")
-                self._kill(running)
-            proc = running.proc
-            polled = proc is not None and running.pidfd is None and running.returncode is None
-            if polled and proc is not None and proc.poll() is not None:
-                self._reap(running)
+        for run in list(self._runs.values()):
+            if run.returncode is not None:
+                continue
+            if run.deadline is not None and now >= run.deadline and run.fault is None:
+                seconds = run.deadline - (run.started or now)
+                run.fault = Fault(kind="timeout", message=f"timed out after {seconds:g} s")
+                self._kill(run)
+            proc = run.proc
+            if proc is not None and run.pidfd is None and proc.poll() is not None:
+                self._reap(run)
 
-    def _on_exit(self, fd: int, running: _Running) -> None:
+    def _on_exit(self, fd: int, run: _Run) -> None:
         self._selector.unregister(fd)
-        self._reap(running)
+        self._reap(run)
 
-    def _reap(self, running: _Running) -> None:
-        assert running.proc is not None and running.pid is not None
+    def _reap(self, run: _Run) -> None:
+        assert run.proc is not None and run.pid is not None
         # The child is a zombie until we wait: its process group cannot be
         # reused, so killing it now reaches only what the example left behind.
         with contextlib.suppress(OSError):
-            os.killpg(running.pid, signal.SIGKILL)
-        running.returncode = running.proc.wait()
+            os.killpg(run.pid, signal.SIGKILL)
+        self._ended(run, run.proc.wait(), time.monotonic())
+        self._spawned -= 1
+        self._spawn_more()
+
+    def _ended(self, run: _Run, returncode: int, when: float) -> None:
+        run.returncode = returncode
+        run.ended = when
+        self._done.append(run)
+        del self._runs[run.ticket]
+
+    def _fail(self, run: _Run, fault: Fault) -> None:
+        run.fault = run.fault or fault
+        self._kill(run)
+        self._ended(run, -signal.SIGKILL, time.monotonic())
+
+    def _forget(self, run: _Run) -> None:
+        self._runs.pop(run.ticket, None)
+        self._by_prefix.pop(run.prefix, None)
+        self._release(run)
 
     def _read(self, fd: int) -> bytes | None:
         """What a server pipe has now: ``b""`` at its end (and unwatched), None if nothing."""
@@ -323,33 +453,38 @@ class Executor:
             self._selector.unregister(fd)
         return chunk
 
-    def _on_control(self, fd: int, server: _Server) -> None:
+    def _on_writable(self, fd: int, server: _Server) -> None:
+        self._flush(server)
+
+    def _on_answers(self, fd: int, server: _Server) -> None:
         chunk = self._read(fd)
         if chunk is None:
             return
         if not chunk:
             self._server_died(server)
             return
-        server.buffer += chunk
-        *lines, rest = server.buffer.split(b"\n")
-        server.buffer = bytearray(rest)
-        for line in lines:
-            message = json.loads(line)
-            kind = message["t"]
+        server.answers += chunk
+        answers, used = unframe(server.answers)
+        del server.answers[:used]
+        for answer in answers:
+            kind = answer["t"]
             if kind == "ready":
                 server.ready = True
-                for running in server.waiting:
-                    self._request(server, running)
-                server.waiting.clear()
                 continue
-            job = self._running.get(message["job"])
-            if job is None:
+            run = self._by_prefix.get(answer["job"])
+            if run is None or run.returncode is not None:
                 continue
             if kind == "started":
-                job.pid = message["pid"]
-                self._mark_started(job)
+                run.pid = answer["pid"]
+                self._mark_started(run, answer["ts"])
+                if run.cancelled:
+                    self._kill(run)
             elif kind == "exit":
-                job.returncode = os.waitstatus_to_exitcode(message["status"])
+                self._ended(run, os.waitstatus_to_exitcode(answer["status"]), answer["ts"])
+            elif kind == "dropped":
+                self._forget(run)
+            elif kind == "fork_failed":
+                self._fail(run, Fault(kind="server", message=f"could not fork: {answer['error']}"))
 
     def _on_server_err(self, fd: int, server: _Server) -> None:
         chunk = self._read(fd)
@@ -357,64 +492,101 @@ class Executor:
             server.err += chunk
             del server.err[:-TAIL_BYTES]
 
-    def _server_died(self, server: _Server) -> None:
+    def _server_fault(self, server: _Server) -> Fault:
         server.proc.poll()
         lines = server.err.decode("utf-8", "backslashreplace").strip().splitlines()
         status = server.proc.returncode
         message = "lost its fork server" + (f" (exit status {status})" if status else "")
         if lines:
             message += f": {lines[-1]}"
-        for running in self._running.values():
-            mine = self._servers.get(running.job.preamble.source) is server
-            if running.returncode is None and self._fork and mine:
-                running.fault = running.fault or Fault(kind="server", message=message)
-                self._kill(running)
-                running.returncode = -signal.SIGKILL
-        server.waiting.clear()
+        return Fault(kind="server", message=message)
+
+    def _server_died(self, server: _Server) -> None:
+        if server.dead:
+            return
+        server.dead = True
+        server.outgoing.clear()
+        # Workers it forked but that have not left its process group yet go with it.
+        with contextlib.suppress(OSError):
+            os.killpg(server.proc.pid, signal.SIGKILL)
+        fault = self._server_fault(server)
+        lost = 0
+        waiting = False
+        for run in list(self._runs.values()):
+            if run.server is server and run.returncode is None:
+                if run.pid is not None:
+                    lost += 1
+                else:
+                    waiting = True
+                self._fail(run, fault)
+        # Its running workers' tokens would have come back through its reaper;
+        # one more if it may have died holding one for its next request (too
+        # many tokens only lets one job too many run; too few could stop all).
+        lost += waiting
+        if lost and self._tokens is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._tokens[1], b"+" * lost)
 
     # -- ending ---------------------------------------------------------------
 
-    def _kill(self, running: _Running) -> None:
-        if running.pid is not None:
+    def _kill(self, run: _Run) -> None:
+        if run.pid is not None:
             with contextlib.suppress(OSError):
-                os.killpg(running.pid, signal.SIGKILL)
+                os.killpg(run.pid, signal.SIGKILL)
 
-    def _finish(self, running: _Running) -> JobResult:
-        prefix = running.prefix
-        events = tuple(_read_events(f"{prefix}.ev"))
-        stdout, stderr = _tail(f"{prefix}.out"), _tail(f"{prefix}.err")
-        if running.fault is None and _flooded(prefix):
-            running.fault = flood_fault()
-        self._release(running)
-        del self._running[prefix]
-        assert running.returncode is not None
-        fault = running.fault or describe_exit(running.returncode, events)
-        started = running.started or time.monotonic()
+    def _finish(self, run: _Run) -> JobResult:
+        prefix = run.prefix
+        events = _read_events(f"{prefix}.ev")
+        stdout, out_size = _tail(f"{prefix}.out")
+        stderr, err_size = _tail(f"{prefix}.err")
+        if run.fault is None and max(out_size, err_size) >= OUTPUT_LIMIT:
+            run.fault = flood_fault()
+        self._by_prefix.pop(prefix, None)
+        self._release(run)
+        assert run.returncode is not None
+        fault = run.fault or describe_exit(run.returncode, events)
+        started = run.started if run.started is not None else run.ended or 0.0
         return JobResult(
-            index=running.job.index,
+            index=run.job.index,
             events=events,
             fault=fault,
             stdout_tail=stdout,
             stderr_tail=stderr,
-            duration=time.monotonic() - started,
+            duration=max(0.0, (run.ended or started) - started),
         )
 
-    def _release(self, running: _Running) -> None:
-        if running.pidfd is not None:
+    def _release(self, run: _Run) -> None:
+        if run.pidfd is not None:
             with contextlib.suppress(KeyError, ValueError):
-                self._selector.unregister(running.pidfd)
+                self._selector.unregister(run.pidfd)
             with contextlib.suppress(OSError):
-                os.close(running.pidfd)
-            running.pidfd = None
-        if running.proc is not None and running.returncode is None:
-            running.proc.kill()
-            running.proc.wait()
-        for suffix in (".ev", ".out", ".err", ".json"):
+                os.close(run.pidfd)
+            run.pidfd = None
+        if run.proc is not None and run.returncode is None:
+            run.proc.kill()
+            run.proc.wait()
+        for suffix in (".ev", ".out", ".err", ".job"):
             with contextlib.suppress(OSError):
-                os.unlink(running.prefix + suffix)
+                os.unlink(run.prefix + suffix)
 
     def _stop_server(self, server: _Server) -> None:
         proc = server.proc
+        # Its process group holds the server and any worker it forked that has
+        # not yet left it; kill them before their answers are read.
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc.stdout is not None:
+            # The workers that did leave it said so: kill those too.
+            with contextlib.suppress(OSError):
+                while chunk := os.read(proc.stdout.fileno(), 1 << 16):
+                    server.answers += chunk
+            for answer in unframe(server.answers)[0]:
+                if answer.get("t") == "started":
+                    run = self._by_prefix.get(answer["job"])
+                    if run is not None and run.returncode is None:
+                        run.pid = answer["pid"]
+                        self._kill(run)
         if proc.stderr is not None:
             with contextlib.suppress(OSError):
                 while chunk := os.read(proc.stderr.fileno(), 1 << 16):
@@ -429,8 +601,3 @@ class Executor:
                     self._selector.unregister(stream)
                 with contextlib.suppress(OSError):
                     stream.close()
-        # The server's group holds the server itself; workers have groups of
-        # their own and were killed with their jobs.
-        with contextlib.suppress(OSError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
