@@ -299,3 +299,24 @@ def test_ctrl_c_stops_every_child(tmp_path: Path, start: str) -> None:
         for pid in pids:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.sphinx("doctest", testroot="isolated-server-loss", freshenv=True)
+def test_lost_fork_server_fails_one_group_only(
+    app: SphinxTestApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group that kills its fork server fails; the group queued behind it runs
+    in a new server, and the killer's worker does not outlive the build."""
+    monkeypatch.setenv("ISOLATED_DOCTEST_PIDS", str(tmp_path))
+    app.build()
+    body = output_body(app)
+    assert (
+        'File "index.rst", line 14, in killer\n'
+        "Failed example:\n"
+        "    os.kill(os.getppid(), signal.SIGKILL); time.sleep(30)\n"
+        "Lost its fork server (exit status -9) in the example at line 14; "
+        "the rest of group 'killer' did not run.\n"
+    ) in body
+    assert "2 items passed all tests:\n   1 tests in after\n   1 tests in before\n" in body
+    assert app.statuscode == 1
+    assert _wait_gone([int((tmp_path / "killer").read_text())]) == []

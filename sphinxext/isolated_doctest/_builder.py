@@ -191,9 +191,13 @@ class IsolatedDocTestBuilder(Builder):
         for job in jobs:
             if job.error is not None:
                 continue
-            key = page.keys[job.index] = job_key(job, self.run_settings)
-            if self._cached(key) is None:
-                page.tickets[job.index] = self.executor.submit(job)
+            if self.cache is not None and not self._fresh:
+                key = page.keys[job.index] = job_key(job, self.run_settings)
+                if self._cached(key) is not None:
+                    continue
+            # Keys not needed now are made in the write phase, while the
+            # children run: every moment spent here delays the reading.
+            page.tickets[job.index] = self.executor.submit(job)
         previous = self._ahead.pop(docname, None)
         if previous is not None:  # read twice: keep the last
             self.executor.cancel(previous.tickets.values())
@@ -276,7 +280,8 @@ class IsolatedDocTestBuilder(Builder):
                     result = dataclasses.replace(result, index=job.index)
                 results[job.index] = result
                 if cache is not None:
-                    cache.put(keys[job.index], result)
+                    key = keys.get(job.index) or job_key(job, self.run_settings)
+                    cache.put(key, result)
                 ended = [job]
                 if fail_fast and _failed(result):
                     # As in one process: nothing after the first failure runs.

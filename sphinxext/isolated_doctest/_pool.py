@@ -144,6 +144,8 @@ class _Server:
     used: bool = False
     ready: bool = False
     dead: bool = False
+    #: Started in place of one that died (which is not done twice).
+    restarted: bool = False
     answers: bytearray = field(default_factory=bytearray)
     err: bytearray = field(default_factory=bytearray)
     #: Requests not yet written to the server (its pipe was full, or it was starting).
@@ -160,6 +162,7 @@ class Executor:
         self._fork = start_method == "fork"
         self._selector = selectors.DefaultSelector()
         self._servers: dict[str, _Server] = {}
+        self._retired: list[_Server] = []  # servers that died and were replaced
         self._runs: dict[int, _Run] = {}  # submitted, not yet collected
         self._by_prefix: dict[str, _Run] = {}
         self._done: deque[_Run] = deque()  # ended, waiting to be collected
@@ -252,9 +255,10 @@ class Executor:
     def close(self) -> None:
         """Kill every child and server; safe to call more than once."""
         atexit.unregister(self.close)
-        for server in self._servers.values():
+        for server in [*self._servers.values(), *self._retired]:
             self._stop_server(server)
         self._servers.clear()
+        self._retired.clear()
         for run in list(self._runs.values()):
             self._kill(run)
             self._release(run)
@@ -510,14 +514,27 @@ class Executor:
         with contextlib.suppress(OSError):
             os.killpg(server.proc.pid, signal.SIGKILL)
         fault = self._server_fault(server)
+        # Jobs it had not started yet go to a new server, once: a preamble that
+        # kills every server it runs in fails them all.
+        restart = self._servers.get(server.preamble.source) is server and not server.restarted
+        if restart:
+            del self._servers[server.preamble.source]
+            self._retired.append(server)
         lost = 0
         waiting = False
         for run in list(self._runs.values()):
-            if run.server is server and run.returncode is None:
-                if run.pid is not None:
-                    lost += 1
-                else:
-                    waiting = True
+            if run.server is not server or run.returncode is not None:
+                continue
+            if run.pid is not None:
+                lost += 1
+                self._fail(run, fault)
+                continue
+            waiting = True
+            if restart:
+                self._send_to_server(run)
+                assert run.server is not None
+                run.server.restarted = True
+            else:
                 self._fail(run, fault)
         # Its running workers' tokens would have come back through its reaper;
         # one more if it may have died holding one for its next request (too
