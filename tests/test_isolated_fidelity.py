@@ -45,6 +45,7 @@ def _build(
     root: str,
     *,
     force_all: bool = False,
+    pages: tuple[str, ...] = (),
     **conf: Any,
 ) -> tuple[str, str, str, int]:
     """Build ``root`` with ``extension``: (output.txt body, status, warnings, exit status)."""
@@ -57,7 +58,10 @@ def _build(
         confoverrides={"extensions": [extension], **conf},
     )
     try:
-        app.build(force_all=force_all)
+        if pages:
+            app.build(filenames=[str(srcdir / page) for page in pages])
+        else:
+            app.build(force_all=force_all)
     finally:
         # Unregister its directives and nodes, so that the next app starts clean.
         app.cleanup()
@@ -170,6 +174,24 @@ def test_passing_docs_exit_zero_like_reference(
     assert ours.endswith(
         "    0 failures in tests\n    0 failures in setup code\n    0 failures in cleanup code\n"
     )
+
+
+def test_named_pages_only_like_reference(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path
+) -> None:
+    """Sphinx reads every page of a fresh build, and ours starts their groups as
+    it reads them; with pages named, only those are tested and reported."""
+    ours, _, ours_warnings, ours_code = _build(
+        make_app, tmp_path, OURS, "isolated-fidelity", pages=("failing.rst",)
+    )
+    ref, _, ref_warnings, ref_code = _build(
+        make_app, tmp_path, REFERENCE, "isolated-fidelity", pages=("failing.rst",)
+    )
+    assert ours == ref
+    assert ours_code == ref_code == 1
+    assert ours_warnings == ref_warnings
+    assert "Document: failing\n" in ours
+    assert "Document: passing" not in ours
 
 
 def test_fail_fast_report(make_app: Callable[..., SphinxTestApp], tmp_path: Path) -> None:

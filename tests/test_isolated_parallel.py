@@ -1,0 +1,64 @@
+"""``isolated_doctest_jobs`` bounds how many groups run at once, however they start."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from isolated_helpers import output_body
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sphinx.testing.util import SphinxTestApp
+
+ROOTS = Path(__file__).parent / "roots"
+
+
+def most_at_once(folder: Path) -> int:
+    """The largest number of groups that were running at the same moment."""
+    edges = []
+    for path in folder.iterdir():
+        start, end = map(float, path.read_text().split())
+        edges += [(start, 1), (end, -1)]
+    running = most = 0
+    for _when, step in sorted(edges):  # an end sorts before a start at the same moment
+        running += step
+        most = max(most, running)
+    return most
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_jobs_is_how_many_groups_run_at_once(
+    make_app: Callable[..., SphinxTestApp],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    jobs: int,
+    start: str,
+) -> None:
+    times = tmp_path / "times"
+    times.mkdir()
+    monkeypatch.setenv("ISOLATED_DOCTEST_TIMES", str(times))
+    shutil.copytree(ROOTS / "test-isolated-overlap", tmp_path / "src")
+    app = make_app(
+        "doctest",
+        srcdir=tmp_path / "src",
+        freshenv=True,
+        confoverrides={"isolated_doctest_jobs": jobs, "isolated_doctest_start": start},
+    )
+    try:
+        app.build()
+    finally:
+        app.cleanup()
+    assert app.statuscode == 0
+    assert output_body(app).endswith(
+        "    6 tests\n    0 failures in tests\n"
+        "    0 failures in setup code\n    0 failures in cleanup code\n"
+    )
+    assert len(list(times.iterdir())) == 6
+    # Six groups of 0.3 s each: with two slots, two of them always overlap.
+    assert most_at_once(times) == jobs
+
