@@ -484,7 +484,9 @@ class _Server:
         self.workers: dict[int, str] = {}  # worker pid -> job prefix
         self.reaped = _raw_allocate_lock()  # released when there may be a worker to wait for
         self.reaped.acquire()
-        self.queue: list[tuple[str, bytes]] = []  # (prefix, framed job), not yet started
+        from collections import deque  # a server starts after its preamble
+
+        self.queue: deque[tuple[str, bytes]] = deque()  # (prefix, job), not yet started
         self.cancelled: set[str] = set()
         self.ended = False  # standard input is closed
         self._input = bytearray()
@@ -531,7 +533,8 @@ class _Server:
                 self.answer(t="dropped", job=item[0])
             else:
                 kept.append(item)
-        self.queue[:] = kept
+        self.queue.clear()
+        self.queue.extend(kept)
         self.cancelled |= dropping  # perhaps the one about to start
 
     def reap(self) -> None:
@@ -576,18 +579,31 @@ class _Server:
                 self.answer(t="fork_failed", job=prefix, error=str(exc))
                 return
             if worker == 0:
-                # Said before leaving the server's process group: a worker the
-                # parent has not heard of dies with that group.
-                self.answer(t="started", job=prefix, pid=os.getpid(), ts=_raw_monotonic())
-                os.setsid()
-                for fd in (self.control, self.tokens_in, self.tokens_out):
-                    os.close(fd)
-                _work(prefix, marshal.loads(job), error)
+                _become_worker(self, prefix, job, error)
             self.workers[worker] = prefix
         try:
             self.reaped.release()
         except RuntimeError:  # already released
             pass
+
+
+def _become_worker(server: _Server, prefix: str, job: bytes, error: str | None) -> NoReturn:
+    """In a newly forked worker: leave the server's ways, run the job, exit."""
+    try:
+        # Said before leaving the server's process group: a worker the parent
+        # has not heard of dies with that group.
+        server.answer(t="started", job=prefix, pid=os.getpid(), ts=_raw_monotonic())
+        os.setsid()
+        for fd in (server.control, server.tokens_in, server.tokens_out):
+            os.close(fd)
+        wire = marshal.loads(job)
+    except BaseException:
+        # Never back into the server's loop: this process is not the server.
+        import traceback
+
+        traceback.print_exc()
+        _raw_exit(EXIT_INTERNAL)
+    _work(prefix, wire, error)
 
 
 def _serve(config_path: str) -> None:
@@ -620,7 +636,7 @@ def _serve(config_path: str) -> None:
         if server.ended or not server.queue:
             _raw_write(server.tokens_out, b"+")
             continue
-        prefix, job = server.queue.pop(0)
+        prefix, job = server.queue.popleft()
         server.start(prefix, job, error)
     # Standard input ended: the parent is done with us, or gone.  Workers still
     # running have no one left to time them out or read their results.
