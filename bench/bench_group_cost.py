@@ -1,0 +1,142 @@
+"""What one group costs in a forked worker, next to running it in-process.
+
+A fork server (the real one, ``_child.py serve``) runs 300 groups of the shape
+of case (a) of bench_doctest, two at a time; its CPU time and minor page
+faults, and those of its workers, are read from /proc.  The same 300 groups
+then run in this process with doctest's own runner, as sphinx.ext.doctest
+runs them.  Medians of ROUNDS rounds; informational, no target (Linux only).
+"""
+
+from __future__ import annotations
+
+import doctest
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sphinxext.isolated_doctest._job import NO_PREAMBLE, Block, GroupSpec, Job, RunSettings
+from sphinxext.isolated_doctest._pool import CHILD_SCRIPT, frame, unframe
+from sphinxext.isolated_doctest._result import OUTPUT_LIMIT
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+GROUPS = 300
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def group(n: int) -> tuple[str, str]:
+    """(setup code, doctest code) of group ``n``, as in bench_doctest's case (a)."""
+    return f"base = {n}", f">>> base + 1\n{n + 1}\n>>> sorted({{base, 2, 1}})[-1] >= 2\nTrue\n"
+
+
+def wire(n: int) -> bytes:
+    import marshal
+
+    setup, test = group(n)
+    blocks = (
+        Block(kind="testsetup", code=setup, filename="page.rst", lineno=3),
+        Block(kind="doctest", code=test, filename="page.rst", lineno=7),
+    )
+    job = Job(
+        index=n, docname="page", filename="page.rst", preamble=NO_PREAMBLE,
+        groups=(GroupSpec(name=f"g{n}", blocks=blocks, timeout=0, lineno=4),),
+    )
+    settings = RunSettings(sys_path=tuple(sys.path), global_setup="", global_cleanup="",
+                           optionflags=doctest.ELLIPSIS, fail_fast=False)
+    return marshal.dumps({**job.wire(settings), "output_limit": OUTPUT_LIMIT})
+
+
+def forked_round() -> dict[str, float]:
+    """Per group: CPU ms and faults of the server and of its workers."""
+    folder = Path(tempfile.mkdtemp(prefix="group-cost-", dir="/dev/shm"))
+    tokens = os.pipe()
+    os.write(tokens[1], b"++")
+    config = folder / "server"
+    config.write_bytes(frame({"sys_path": sys.path, "preamble": "", "preamble_origin": "",
+                              "tokens": list(tokens)}))
+    server = subprocess.Popen([sys.executable, CHILD_SCRIPT, "serve", str(config)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=tokens)
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        answers = bytearray()
+        exits = ready = 0
+        requests = b"".join(
+            frame({"t": "run", "job": str(folder / f"job{n}"), "wire": wire(n)})
+            for n in range(GROUPS)
+        )
+        while not ready:
+            answers += os.read(server.stdout.fileno(), 1 << 16)
+            values, used = unframe(answers)
+            del answers[:used]
+            ready = sum(v["t"] == "ready" for v in values)
+        # Counted from here: the server's start-up is not a group's cost.
+        before = _stat(server.pid)
+        server.stdin.write(requests)
+        server.stdin.flush()
+        while exits < GROUPS:
+            answers += os.read(server.stdout.fileno(), 1 << 16)
+            values, used = unframe(answers)
+            del answers[:used]
+            exits += sum(v["t"] == "exit" for v in values)
+        after = _stat(server.pid)
+    finally:
+        server.kill()
+        server.wait()
+        for fd in tokens:
+            os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
+    return {key: (after[key] - before[key]) / GROUPS for key in after}
+
+
+def _stat(pid: int) -> dict[str, float]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    utime, stime, cutime, cstime = (int(x) / TICK * 1000 for x in fields[11:15])
+    return {
+        "server_ms": utime + stime,
+        "workers_ms": cutime + cstime,
+        "server_faults": int(fields[7]),
+        "workers_faults": int(fields[8]),
+    }
+
+
+def in_process_round() -> float:
+    """CPU ms per group, run with doctest's runner in this process."""
+    parser = doctest.DocTestParser()
+    start = time.process_time()
+    for n in range(GROUPS):
+        setup, test = group(n)
+        globs: dict[str, object] = {}
+        exec(compile(setup, "page.rst", "exec"), globs)
+        runner = doctest.DocTestRunner(verbose=False, optionflags=doctest.ELLIPSIS)
+        runner.run(parser.get_doctest(test, globs, f"g{n}", "page.rst", 7),
+                   out=lambda text: None, clear_globs=False)
+    return (time.process_time() - start) / GROUPS * 1000
+
+
+def main() -> int:
+    if not sys.platform.startswith("linux"):
+        print("skipped: reads /proc")
+        return 0
+    forked = [forked_round() for _ in range(ROUNDS)]
+    local = [in_process_round() for _ in range(ROUNDS)]
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in forked)
+
+    print(f"{GROUPS} groups, 2 at a time; medians of {ROUNDS} rounds; CPU ms and minor "
+          "page faults per group")
+    print(f"  forked worker: {med('workers_ms'):.2f} ms, {med('workers_faults'):.0f} faults")
+    print(f"  fork server:   {med('server_ms'):.2f} ms, {med('server_faults'):.0f} faults")
+    print(f"  in-process:    {statistics.median(local):.3f} ms")
+    total = med("workers_ms") + med("server_ms")
+    print(f"one group in a fresh process costs {total / statistics.median(local):.0f} times "
+          "its in-process run")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
