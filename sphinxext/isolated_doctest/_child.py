@@ -1,11 +1,13 @@
 """The child side: run a preamble first, then doctest groups, and report as data.
 
-This file is executed as a script (``python _child.py serve|once PATH``), never
-imported from the package: importing ``sphinxext.isolated_doctest`` would import
-Sphinx, and the whole point of a child is that nothing but the interpreter's own
-start-up has run before the preamble.  So, until the preamble has run, this
-module uses only what a bare interpreter has already loaded (``sys``, ``os``,
-``marshal``, ``_thread``); ``doctest`` and the rest are imported after it.
+A child executes this file as a script (``python _child.py serve|once PATH``)
+and never imports the package: importing ``sphinxext.isolated_doctest`` would
+import Sphinx, and the whole point of a child is that nothing but the
+interpreter's own start-up has run before the preamble.  (The parent imports
+this module for its codec, :func:`frame` and :func:`unframe`.)  So, until the
+preamble has run, this module uses only what a bare interpreter has already
+loaded (``sys``, ``os``, ``marshal``, ``_thread``); ``doctest`` and the rest are
+imported after it.
 
 Everything crossing a process boundary is a *frame*: four bytes of length,
 little-endian, then a ``marshal``-encoded plain value.  Parent and child are the
@@ -77,6 +79,26 @@ def frame(value: Any) -> bytes:
     """``value`` as one frame: its length, then its marshal encoding."""
     data = marshal.dumps(value)
     return len(data).to_bytes(4, "little") + data
+
+
+def unframe(data: bytes | bytearray) -> tuple[list[Any], int]:
+    """The whole frames at the start of ``data``, and how many bytes they took.
+
+    A frame cut short (its writer died mid-write, or the rest is yet to come)
+    ends the list.
+    """
+    values = []
+    start = 0
+    while len(data) - start >= 4:
+        end = start + 4 + int.from_bytes(data[start : start + 4], "little")
+        if end > len(data):
+            break
+        try:
+            values.append(marshal.loads(data[start + 4 : end]))
+        except (EOFError, ValueError, TypeError):
+            break
+        start = end
+    return values, start
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -508,21 +530,15 @@ class _Server:
         if not chunk:
             self.ended = True
             return
-        buffer = self._input
-        buffer += chunk
-        start = 0
-        while len(buffer) - start >= 4:
-            end = start + 4 + int.from_bytes(buffer[start : start + 4], "little")
-            if end > len(buffer):
-                break
-            request = marshal.loads(buffer[start + 4 : end])
-            start = end
+        self._input += chunk
+        requests, used = unframe(self._input)
+        del self._input[:used]
+        for request in requests:
             if request["t"] == "run":
                 # The job stays encoded: the worker decodes it, not the server.
                 self.queue.append((request["job"], request["wire"]))
             else:
                 self._drop(set(request["jobs"]))
-        del buffer[:start]
 
     def _drop(self, dropping: set[str]) -> None:
         """Forget requests not started yet (fail-fast, work not needed after all)."""

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# The child side's codec; that module imports nothing but the interpreter's own.
+from sphinxext.isolated_doctest._child import frame, unframe
 from sphinxext.isolated_doctest._result import (
     OUTPUT_LIMIT,
     Fault,
@@ -52,28 +54,6 @@ CHILD_SCRIPT = str(Path(__file__).with_name("_child.py"))
 
 #: How much of the end of a child's stdout and stderr is kept for reports.
 TAIL_BYTES = 8 * 1024
-
-
-def frame(value: Any) -> bytes:
-    """``value`` as the children read it: its length, then its marshal encoding."""
-    data = marshal.dumps(value)
-    return len(data).to_bytes(4, "little") + data
-
-
-def unframe(data: bytes | bytearray) -> tuple[list[Any], int]:
-    """The whole frames at the start of ``data``, and how many bytes they took."""
-    values = []
-    start = 0
-    while len(data) - start >= 4:
-        end = start + 4 + int.from_bytes(data[start : start + 4], "little")
-        if end > len(data):
-            break
-        try:
-            values.append(marshal.loads(data[start + 4 : end]))
-        except (EOFError, ValueError, TypeError):
-            break  # cut short by the writer's death
-        start = end
-    return values, start
 
 
 def _scratch_dir() -> str | None:
@@ -164,6 +144,8 @@ class Executor:
         self._servers: dict[str, _Server] = {}
         self._retired: list[_Server] = []  # servers that died and were replaced
         self._runs: dict[int, _Run] = {}  # submitted, not yet collected
+        #: Started and not ended: the only runs with a deadline or a child to poll.
+        self._started: dict[int, _Run] = {}
         self._by_prefix: dict[str, _Run] = {}
         self._done: deque[_Run] = deque()  # ended, waiting to be collected
         self._spawn_queue: deque[_Run] = deque()
@@ -263,6 +245,7 @@ class Executor:
             self._kill(run)
             self._release(run)
         self._runs.clear()
+        self._started.clear()
         self._done.clear()
         self._selector.close()
         if self._tokens is not None:
@@ -386,6 +369,7 @@ class Executor:
 
     def _mark_started(self, run: _Run, when: float) -> None:
         run.started = when
+        self._started[run.ticket] = run
         timeouts = [spec.timeout for spec in run.job.groups]
         # A job of several groups (one page) may take each group's time; no
         # limit if any group has none.
@@ -397,16 +381,15 @@ class Executor:
     def _poll(self, timeout: float | None) -> None:
         now = time.monotonic()
         if timeout is None:
-            deadlines = [r.deadline for r in self._runs.values()
-                         if r.deadline is not None and r.returncode is None]
+            deadlines = [r.deadline for r in self._started.values() if r.deadline is not None]
             timeout = max(0.0, min(deadlines) - now) if deadlines else None
-            if any(r.proc is not None and r.pidfd is None for r in self._runs.values()):
+            if any(r.proc is not None and r.pidfd is None for r in self._started.values()):
                 timeout = 0.05 if timeout is None else min(timeout, 0.05)
         for key, _mask in self._selector.select(timeout):
             callback, owner = key.data
             callback(key.fd, owner)
         now = time.monotonic()
-        for run in list(self._runs.values()):
+        for run in list(self._started.values()):
             if run.returncode is not None:
                 continue
             if run.deadline is not None and now >= run.deadline and run.fault is None:
@@ -436,6 +419,7 @@ class Executor:
         run.ended = when
         self._done.append(run)
         del self._runs[run.ticket]
+        self._started.pop(run.ticket, None)
 
     def _fail(self, run: _Run, fault: Fault) -> None:
         run.fault = run.fault or fault
@@ -444,6 +428,7 @@ class Executor:
 
     def _forget(self, run: _Run) -> None:
         self._runs.pop(run.ticket, None)
+        self._started.pop(run.ticket, None)
         self._by_prefix.pop(run.prefix, None)
         self._release(run)
 
@@ -582,7 +567,8 @@ class Executor:
         if run.proc is not None and run.returncode is None:
             run.proc.kill()
             run.proc.wait()
-        for suffix in (".ev", ".out", ".err", ".job"):
+        # Only a spawned child has its job in a file.
+        for suffix in (".ev", ".out", ".err", ".job") if run.proc else (".ev", ".out", ".err"):
             with contextlib.suppress(OSError):
                 os.unlink(run.prefix + suffix)
 
