@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sphinx.util.console import strip_escape_sequences
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sphinx.testing.util import SphinxTestApp
+
+ROOTS = Path(__file__).parent / "roots"
 
 
 def output_body(app: SphinxTestApp) -> str:
@@ -23,3 +29,43 @@ def console_status(app: SphinxTestApp) -> str:
 def console_warnings(app: SphinxTestApp) -> str:
     """The console's warning stream, without colours."""
     return strip_escape_sequences(app.warning.getvalue())
+
+
+def build_with(
+    make_app: Callable[..., SphinxTestApp],
+    tmp_path: Path,
+    extension: str,
+    root: str,
+    *,
+    force_all: bool = False,
+    pages: tuple[str, ...] = (),
+    **conf: Any,
+) -> tuple[str, str, str, int]:
+    """Build a copy of ``root`` (at ``tmp_path / extension``) with ``extension``
+    alone: (output.txt body, status, warnings, exit status)."""
+    srcdir = tmp_path / extension
+    shutil.copytree(ROOTS / f"test-{root}", srcdir)
+    app = make_app(
+        "doctest",
+        srcdir=srcdir,
+        freshenv=True,
+        confoverrides={"extensions": [extension], **conf},
+    )
+    try:
+        if pages:
+            app.build(filenames=[str(srcdir / page) for page in pages])
+        else:
+            app.build(force_all=force_all)
+    finally:
+        # Unregister its directives and nodes, so that the next app starts clean.
+        app.cleanup()
+    output = (app.outdir / "output.txt").read_text(encoding="utf-8")
+    first, rule, body = output.split("\n", 2)
+    assert first.startswith("Results of doctest builder run on ")
+    assert set(rule) == {"="}
+    return (
+        body,
+        strip_escape_sequences(app.status.getvalue()),
+        strip_escape_sequences(app.warning.getvalue()),
+        app.statuscode,
+    )

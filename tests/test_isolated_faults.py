@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 import pytest
-from isolated_helpers import output_body
+from isolated_helpers import ROOTS, output_body
 from sphinx.util.console import strip_escape_sequences
 
 if TYPE_CHECKING:
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
     from sphinx.testing.util import SphinxTestApp
 
-ROOTS = Path(__file__).parent / "roots"
 DIVIDER = "*" * 70
 
 pytestmark = pytest.mark.skipif(

@@ -9,20 +9,18 @@ here leaks nothing: no monkey-patching, no global state beyond its namespaces.
 from __future__ import annotations
 
 import doctest
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import sphinx
-from sphinx.util.console import strip_escape_sequences
+from isolated_helpers import build_with
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from sphinx.testing.util import SphinxTestApp
 
-ROOTS = Path(__file__).parent / "roots"
 OURS = "sphinxext.isolated_doctest"
 REFERENCE = "sphinx.ext.doctest"
 
@@ -36,45 +34,6 @@ def _restore_doctest_compile() -> Iterator[None]:
         doctest.__dict__.pop("compile", None)
     else:
         doctest.compile = saved  # type: ignore[attr-defined]
-
-
-def _build(
-    make_app: Callable[..., SphinxTestApp],
-    tmp_path: Path,
-    extension: str,
-    root: str,
-    *,
-    force_all: bool = False,
-    pages: tuple[str, ...] = (),
-    **conf: Any,
-) -> tuple[str, str, str, int]:
-    """Build ``root`` with ``extension``: (output.txt body, status, warnings, exit status)."""
-    srcdir = tmp_path / extension
-    shutil.copytree(ROOTS / f"test-{root}", srcdir)
-    app = make_app(
-        "doctest",
-        srcdir=srcdir,
-        freshenv=True,
-        confoverrides={"extensions": [extension], **conf},
-    )
-    try:
-        if pages:
-            app.build(filenames=[str(srcdir / page) for page in pages])
-        else:
-            app.build(force_all=force_all)
-    finally:
-        # Unregister its directives and nodes, so that the next app starts clean.
-        app.cleanup()
-    output = (app.outdir / "output.txt").read_text(encoding="utf-8")
-    first, rule, body = output.split("\n", 2)
-    assert first.startswith("Results of doctest builder run on ")
-    assert set(rule) == {"="}
-    return (
-        body,
-        strip_escape_sequences(app.status.getvalue()),
-        strip_escape_sequences(app.warning.getvalue()),
-        app.statuscode,
-    )
 
 
 VARIANTS = {
@@ -110,12 +69,12 @@ NOT_IN_REFERENCE = {
 def test_same_report_as_reference(
     make_app: Callable[..., SphinxTestApp], tmp_path: Path, conf: dict[str, Any]
 ) -> None:
-    ours, ours_status, ours_warnings, ours_code = _build(
+    ours, ours_status, ours_warnings, ours_code = build_with(
         make_app, tmp_path, OURS, "isolated-fidelity", **conf
     )
     # The reference does not know our settings (and would warn about them).
     ref_conf = {k: v for k, v in conf.items() if not k.startswith("isolated_doctest_")}
-    ref, ref_status, ref_warnings, ref_code = _build(
+    ref, ref_status, ref_warnings, ref_code = build_with(
         make_app, tmp_path, REFERENCE, "isolated-fidelity", **ref_conf
     )
     assert ours == ref
@@ -129,7 +88,7 @@ def test_same_report_as_reference(
 
 def test_reference_report_lines(make_app: Callable[..., SphinxTestApp], tmp_path: Path) -> None:
     """Spot-check the shared report, so that a change in both cannot go unseen."""
-    body, _status, _warnings, code = _build(make_app, tmp_path, OURS, "isolated-fidelity")
+    body, _status, _warnings, code = build_with(make_app, tmp_path, OURS, "isolated-fidelity")
     assert code == 1
     lines = body.splitlines()
     for expected in [
@@ -163,10 +122,10 @@ def test_reference_report_lines(make_app: Callable[..., SphinxTestApp], tmp_path
 def test_passing_docs_exit_zero_like_reference(
     make_app: Callable[..., SphinxTestApp], tmp_path: Path
 ) -> None:
-    ours, _, _, ours_code = _build(
+    ours, _, _, ours_code = build_with(
         make_app, tmp_path, OURS, "isolated-fidelity", exclude_patterns=["failing.rst"]
     )
-    ref, _, _, ref_code = _build(
+    ref, _, _, ref_code = build_with(
         make_app, tmp_path, REFERENCE, "isolated-fidelity", exclude_patterns=["failing.rst"]
     )
     assert ours == ref
@@ -181,10 +140,10 @@ def test_named_pages_only_like_reference(
 ) -> None:
     """Sphinx reads every page of a fresh build, and ours starts their groups as
     it reads them; with pages named, only those are tested and reported."""
-    ours, _, ours_warnings, ours_code = _build(
+    ours, _, ours_warnings, ours_code = build_with(
         make_app, tmp_path, OURS, "isolated-fidelity", pages=("failing.rst",)
     )
-    ref, _, ref_warnings, ref_code = _build(
+    ref, _, ref_warnings, ref_code = build_with(
         make_app, tmp_path, REFERENCE, "isolated-fidelity", pages=("failing.rst",)
     )
     assert ours == ref
@@ -202,7 +161,7 @@ def test_fail_fast_report(make_app: Callable[..., SphinxTestApp], tmp_path: Path
     update's documents in set order but a full build's sorted, and which failure comes
     first must not depend on it.
     """
-    body, status, warnings, code = _build(
+    body, status, warnings, code = build_with(
         make_app,
         tmp_path,
         OURS,

@@ -12,21 +12,18 @@ import contextlib
 import doctest
 import json
 import os
-import shutil
 import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from isolated_helpers import output_body
+from isolated_helpers import build_with, output_body
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from sphinx.testing.util import SphinxTestApp
-
-ROOTS = Path(__file__).parent / "roots"
 
 
 
@@ -192,24 +189,16 @@ def test_child_sees_reference_sys_path_and_cwd(
         ("sphinxext.isolated_doctest", {"isolated_doctest_start": start}),
         ("sphinx.ext.doctest", {}),
     ]:
-        srcdir = tmp_path / extension
-        shutil.copytree(ROOTS / "test-isolated-paths", srcdir)
         record = tmp_path / f"{extension}.json"
         monkeypatch.setenv("ISOLATED_DOCTEST_PATHS", str(record))
-        app = make_app(
-            "doctest",
-            srcdir=srcdir,
-            freshenv=True,
-            confoverrides={"extensions": [extension], **conf},
+        body, _status, _warnings, code = build_with(
+            make_app, tmp_path, extension, "isolated-paths", **conf
         )
-        try:
-            app.build()
-        finally:
-            app.cleanup()
-        assert app.statuscode == 0, output_body(app)
+        assert code == 0, body
         data = json.loads(record.read_text(encoding="utf-8"))
         # The two builds have their own copies of the root: compare relative to them.
-        data["sys_path"] = [p.replace(str(srcdir), "<srcdir>") for p in data["sys_path"]]
+        srcdir = str(tmp_path / extension)
+        data["sys_path"] = [p.replace(srcdir, "<srcdir>") for p in data["sys_path"]]
         seen[extension] = data
 
     ours, reference = seen["sphinxext.isolated_doctest"], seen["sphinx.ext.doctest"]

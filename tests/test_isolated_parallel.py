@@ -7,14 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from isolated_helpers import output_body
+from isolated_helpers import ROOTS, output_body
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sphinx.testing.util import SphinxTestApp
-
-ROOTS = Path(__file__).parent / "roots"
 
 
 def most_at_once(folder: Path) -> int:
