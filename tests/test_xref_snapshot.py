@@ -19,25 +19,33 @@ if TYPE_CHECKING:
     from sphinx.testing.util import SphinxTestApp
 
 
+def take_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *options: str
+) -> tuple[Path, str]:
+    """The xref-snapshot root with a snapshot of the demo inventory, taken from a
+    loopback server that is gone when this returns: (srcdir, the server's URL)."""
+    site = tmp_path / "site"
+    write_inventory(site / "objects.inv", "Demo", "2.0", DEMO_ENTRIES)
+    srcdir = copy_root("xref-snapshot", tmp_path)
+    with serve(site) as url:
+        monkeypatch.setenv("XREF_TEST_URL", url)
+        assert main(["snapshot", "-c", str(srcdir), *options]) == 0
+    return srcdir, url
+
+
 def test_snapshot_round_trip(
     make_app: Callable[..., SphinxTestApp],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    site = tmp_path / "site"
-    write_inventory(site / "objects.inv", "Demo", "2.0", DEMO_ENTRIES)
-    srcdir = copy_root("xref-snapshot", tmp_path)
+    srcdir, url = take_snapshot(tmp_path, monkeypatch)
     folder = srcdir / "_inventories"
-
-    with serve(site) as url:
-        monkeypatch.setenv("XREF_TEST_URL", url)
-        assert main(["snapshot", "-c", str(srcdir)]) == 0
     out = capsys.readouterr().out
     assert f"demo: Demo 2.0 from {url}/objects.inv" in out
 
     lock = json.loads((folder / "inventories.lock").read_text())["inventories"]
-    data = (site / "objects.inv").read_bytes()
+    data = (tmp_path / "site" / "objects.inv").read_bytes()
     assert [
         (e["name"], e["url"], e["project"], e["version"], e["sha256"], e["file"]) for e in lock
     ] == [
@@ -61,12 +69,9 @@ def test_snapshot_round_trip(
 def test_snapshot_only_mode_needs_no_network(
     make_app: Callable[..., SphinxTestApp], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    site = tmp_path / "site"
-    write_inventory(site / "objects.inv", "Demo", "2.0", DEMO_ENTRIES)
-    srcdir = copy_root("xref-snapshot", tmp_path)
-    with serve(site) as url:
-        monkeypatch.setenv("XREF_TEST_URL", url)
-        assert main(["snapshot", "-c", str(srcdir), "-o", str(srcdir / "_inventories")]) == 0
+    # -o names the folder that conf.py reads by default
+    folder = tmp_path / "xref-snapshot" / "_inventories"
+    srcdir, _url = take_snapshot(tmp_path, monkeypatch, "-o", str(folder))
     app = make_app("html", srcdir=srcdir, confoverrides={"xref_check_snapshot_mode": "only"})
     app.build()
     assert [line for line in warning_lines(app) if "[xref_check." in line] == [
@@ -79,23 +84,15 @@ def test_snapshot_only_mode_needs_no_network(
 def test_corrupted_snapshot_is_a_clear_error(
     make_app: Callable[..., SphinxTestApp], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    site = tmp_path / "site"
-    write_inventory(site / "objects.inv", "Demo", "2.0", DEMO_ENTRIES)
-    srcdir = copy_root("xref-snapshot", tmp_path)
-    with serve(site) as url:
-        monkeypatch.setenv("XREF_TEST_URL", url)
-        assert main(["snapshot", "-c", str(srcdir)]) == 0
+    srcdir, _url = take_snapshot(tmp_path, monkeypatch)
     folder = srcdir / "_inventories"
-    expected = hashlib.sha256((folder / "demo.inv").read_bytes()).hexdigest()
     (folder / "demo.inv").write_bytes(b"tampered")
-    actual = hashlib.sha256(b"tampered").hexdigest()
     with pytest.raises(ConfigError) as info:
         make_app("html", srcdir=srcdir)
     assert str(info.value) == (
         f"the inventory snapshot in {folder} does not match its lock file; take it again "
         f"with: python -m sphinxext.xref_check snapshot -c {srcdir} -o {folder}"
     )
-    del expected, actual
 
 
 def test_unreachable_url_fails_the_snapshot_command(
