@@ -325,7 +325,7 @@ class Executor:
 
     def _send_to_server(self, run: _Run) -> None:
         server = self._server_for(run.job.preamble)
-        if server.environ != os.environ and not server.used:
+        if not server.used and server.environ != os.environ:
             # Started early (see prepare) and the environment changed since:
             # examples must see the environment of the run, so start afresh.
             self._stop_server(server)
