@@ -55,9 +55,10 @@ def forked_round() -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="group-cost-", dir="/dev/shm"))
     tokens = os.pipe()
     os.write(tokens[1], b"++")
+    os.set_blocking(tokens[0], False)
     config = folder / "server"
     config.write_bytes(frame({"sys_path": sys.path, "preamble": "", "preamble_origin": "",
-                              "tokens": list(tokens)}))
+                              "tokens": list(tokens), "output_limit": OUTPUT_LIMIT}))
     server = subprocess.Popen([sys.executable, CHILD_SCRIPT, "serve", str(config)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=tokens)
     assert server.stdin is not None and server.stdout is not None

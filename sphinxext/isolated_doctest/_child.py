@@ -6,8 +6,8 @@ import Sphinx, and the whole point of a child is that nothing but the
 interpreter's own start-up has run before the preamble.  (The parent imports
 this module for its codec, :func:`frame` and :func:`unframe`.)  So, until the
 preamble has run, this module uses only what a bare interpreter has already
-loaded (``sys``, ``os``, ``marshal``, ``_thread``); ``doctest`` and the rest are
-imported after it.
+loaded (``sys``, ``os``, ``marshal``); ``doctest`` and the rest are imported
+after it.
 
 Everything crossing a process boundary is a *frame*: four bytes of length,
 little-endian, then a ``marshal``-encoded plain value.  Parent and child are the
@@ -38,7 +38,6 @@ parent owns all policy; this side never decides what is a warning or an error.
 from __future__ import annotations
 
 # Only modules every interpreter has imported before it runs a script.
-import _thread
 import marshal
 import os
 import sys
@@ -47,11 +46,12 @@ import time
 # Keep the raw primitives: a preamble may replace ``os.fork`` and friends with
 # cooperative versions, and the fork server's own bookkeeping must not depend
 # on an event loop it never runs.
-_raw_fork = os.fork
 _raw_read = os.read
 _raw_write = os.write
 _raw_waitpid = os.waitpid
-_raw_waitid = os.waitid  # Linux and the BSDs; the fork server needs it
+# The fork server needs it (Linux 5.3 and later); the parent, which imports
+# this module for its codec, does not.
+_raw_pidfd_open = getattr(os, "pidfd_open", None)
 _raw_killpg = os.killpg
 _raw_exit = os._exit
 _raw_monotonic = time.monotonic
@@ -64,8 +64,6 @@ if _TYPING:
     from typing import Any, NoReturn
 
     Wire = dict[str, Any]  # a plain value as the parent framed it
-_raw_start_thread = _thread.start_new_thread
-_raw_allocate_lock = _thread.allocate_lock
 
 #: Report text longer than this is cut (head and tail kept) before it is sent.
 TEXT_LIMIT = 64 * 1024
@@ -424,7 +422,20 @@ def _run_job(job: Wire) -> None:
             break
 
 
-def _open_job_files(prefix: str, limit: int) -> int:
+def _limit_output(limit: int) -> None:
+    """Stop the process (and what it forks) once it writes ``limit`` bytes to a file."""
+    if not limit:
+        return
+    _Machinery.load()
+    resource = _Machinery.resource
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    # Python ignores SIGXFSZ, so a write past the limit would only raise
+    # OSError and the group would go on; the default action stops the child
+    # in the example that flooded, where the report then places the flood.
+    _Machinery.set_signal(_Machinery.sigxfsz, _Machinery.sig_dfl)
+
+
+def _open_job_files(prefix: str) -> int:
     """Point fds 0, 1 and 2 at /dev/null and the job's files; return the ev fd."""
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -434,21 +445,13 @@ def _open_job_files(prefix: str, limit: int) -> int:
         fd = os.open(f"{prefix}.{name}", flags, 0o600)
         os.dup2(fd, target)
         os.close(fd)
-    if limit:
-        _Machinery.load()
-        resource = _Machinery.resource
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-        # Python ignores SIGXFSZ, so a write past the limit would only raise
-        # OSError and the group would go on; the default action stops the child
-        # in the example that flooded, where the report then places the flood.
-        _Machinery.set_signal(_Machinery.sigxfsz, _Machinery.sig_dfl)
     return os.open(f"{prefix}.ev", flags, 0o600)
 
 
 def _work(prefix: str, job: Wire, preamble_error: str | None) -> NoReturn:
     """Run a job in this process, report, and leave without running atexit hooks."""
     status = 0
-    _Channel.fd = _open_job_files(prefix, job["output_limit"])
+    _Channel.fd = _open_job_files(prefix)
     try:
         if preamble_error is not None:
             _Channel.emit("preamble_error", traceback=_cut(preamble_error))
@@ -480,6 +483,7 @@ def _once(prefix: str) -> None:
     job = _read_frame_file(f"{prefix}.job")
     sys.path[:] = job["sys_path"]
     error = _run_preamble(job["preamble"], job["preamble_origin"])
+    _limit_output(job["output_limit"])
     _work(prefix, job, error)
 
 
@@ -492,37 +496,64 @@ def _warm_up(doctest: Any) -> None:
 
 
 class _Server:
-    """The fork server's state.
+    """The fork server, in its one thread.
 
-    The main thread reads requests and forks (a preamble's fork hooks, gevent's
-    for one, expect to run there); a reaper thread waits for workers, kills
-    what they left running and gives their tokens back.
+    One loop polls for requests on standard input, for a token while a request
+    waits for one, and for each worker's exit (its pidfd becomes readable).
+    No second thread: a fork from a process with one thread copies less and
+    stops no other CPU.
     """
 
     def __init__(self, control: int, tokens: tuple[int, int]) -> None:
         self.control = control
+        # The token pipe is non-blocking (the parent made it so): several
+        # servers may be woken for one token, and only one gets it.
         self.tokens_in, self.tokens_out = tokens
-        self.lock = _raw_allocate_lock()  # guards ``workers``
-        self.workers: dict[int, str] = {}  # worker pid -> job prefix
-        self.reaped = _raw_allocate_lock()  # released when there may be a worker to wait for
-        self.reaped.acquire()
+        self.workers: dict[int, tuple[int, str]] = {}  # pidfd -> (pid, job prefix)
         from collections import deque  # a server starts after its preamble
 
         self.queue: deque[tuple[str, bytes]] = deque()  # (prefix, job), not yet started
-        self.cancelled: set[str] = set()
         self.ended = False  # standard input is closed
         self._input = bytearray()
-        self._blocking = True
+        assert _raw_pidfd_open is not None  # see the config check
+        self._pidfd_open = _raw_pidfd_open
+        select = _pristine_select()
+        self._poller = select.poll()
+        self._pollin: int = select.POLLIN
+        self._poller.register(0, self._pollin)
+        self._waiting = False  # for a token
 
     def answer(self, **fields: Any) -> None:
         # One write of a small frame: atomic on a pipe, whoever else writes.
         _write_all(self.control, frame(fields))
 
-    def take(self, wait: bool) -> None:
-        """Queue the requests standard input has, waiting for some if ``wait``."""
-        if wait != self._blocking:
-            os.set_blocking(0, wait)
-            self._blocking = wait
+    def serve(self, error: str | None) -> NoReturn:
+        os.set_blocking(0, False)
+        while not self.ended:
+            if bool(self.queue) != self._waiting:
+                self._waiting = not self._waiting
+                if self._waiting:
+                    self._poller.register(self.tokens_in, self._pollin)
+                else:
+                    self._poller.unregister(self.tokens_in)
+            for fd, _events in self._poller.poll():
+                if fd == 0:
+                    self.take()
+                elif fd == self.tokens_in:
+                    self.start_next(error)
+                else:
+                    self.reap(fd)
+        # Standard input ended: the parent is done with us, or gone.  Workers
+        # still running have no one left to time them out or read their results.
+        for pid, _prefix in self.workers.values():
+            try:
+                _raw_killpg(pid, 9)
+            except OSError:
+                pass
+        _raw_exit(0)
+
+    def take(self) -> None:
+        """Queue the requests standard input has."""
         try:
             chunk = _raw_read(0, 1 << 20)
         except BlockingIOError:
@@ -541,66 +572,79 @@ class _Server:
                 self._drop(set(request["jobs"]))
 
     def _drop(self, dropping: set[str]) -> None:
-        """Forget requests not started yet (fail-fast, work not needed after all)."""
+        """Forget requests not started yet (fail-fast, work not needed after all).
+
+        A request already started is left alone: the parent, told it started,
+        kills it.
+        """
         kept = []
         for item in self.queue:
             if item[0] in dropping:
-                dropping.discard(item[0])
                 self.answer(t="dropped", job=item[0])
             else:
                 kept.append(item)
         self.queue.clear()
         self.queue.extend(kept)
-        self.cancelled |= dropping  # perhaps the one about to start
 
-    def reap(self) -> None:
-        """The reaper thread: report each worker's exit as it happens."""
-        while True:
-            try:
-                # Wait without reaping first, so the process group cannot be
-                # recycled before we kill what the example left running in it.
-                info = _raw_waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
-            except ChildProcessError:
-                self.reaped.acquire()
-                continue
-            if info is None:
-                continue
-            pid = info.si_pid
-            try:
-                _raw_killpg(pid, 9)
-            except OSError:
-                pass
-            status = _raw_waitpid(pid, 0)[1]
-            ended = _raw_monotonic()
-            with self.lock:
-                prefix = self.workers.pop(pid, None)
+    def start_next(self, error: str | None) -> None:
+        """Take a token, if there still is one, and fork the next worker with it."""
+        try:
+            _raw_read(self.tokens_in, 1)
+        except BlockingIOError:
+            return  # another server took it
+        if not self.queue:
             _raw_write(self.tokens_out, b"+")
-            if prefix is not None:
-                self.answer(t="exit", job=prefix, status=status, ts=ended)
-
-    def start(self, prefix: str, job: bytes, error: str | None) -> None:
-        """Fork the worker for one request (the caller holds a token)."""
-        if prefix in self.cancelled:
-            self.cancelled.discard(prefix)
-            _raw_write(self.tokens_out, b"+")
-            self.answer(t="dropped", job=prefix)
             return
+        prefix, job = self.queue.popleft()
         sys.stdout.flush()
         sys.stderr.flush()
-        with self.lock:
-            try:
-                worker = os.fork()  # the preamble's fork, so that e.g. gevent re-inits its hub
-            except OSError as exc:
-                _raw_write(self.tokens_out, b"+")
-                self.answer(t="fork_failed", job=prefix, error=str(exc))
-                return
-            if worker == 0:
-                _become_worker(self, prefix, job, error)
-            self.workers[worker] = prefix
         try:
-            self.reaped.release()
-        except RuntimeError:  # already released
+            pid = os.fork()  # the preamble's fork, so that e.g. gevent re-inits its hub
+        except OSError as exc:
+            _raw_write(self.tokens_out, b"+")
+            self.answer(t="fork_failed", job=prefix, error=str(exc))
+            return
+        if pid == 0:
+            _become_worker(self, prefix, job, error)
+        try:
+            pidfd = self._pidfd_open(pid)
+        except OSError as exc:
+            # Unwatched, it could not give its token back: stop it now.
+            os.kill(pid, 9)
+            _raw_waitpid(pid, 0)
+            _raw_write(self.tokens_out, b"+")
+            self.answer(t="fork_failed", job=prefix, error=f"cannot watch the worker: {exc}")
+            return
+        self.workers[pidfd] = (pid, prefix)
+        self._poller.register(pidfd, self._pollin)
+
+    def reap(self, pidfd: int) -> None:
+        """A worker ended: kill what it left running, reap it, give its token back."""
+        pid, prefix = self.workers.pop(pidfd)
+        self._poller.unregister(pidfd)
+        os.close(pidfd)
+        # Not reaped yet, so its process group cannot have been recycled.
+        try:
+            _raw_killpg(pid, 9)
+        except OSError:
             pass
+        status = _raw_waitpid(pid, 0)[1]
+        ended = _raw_monotonic()
+        _raw_write(self.tokens_out, b"+")
+        self.answer(t="exit", job=prefix, status=status, ts=ended)
+
+
+def _pristine_select() -> ModuleType:
+    """An instance of ``select`` of our own, as the interpreter made it: the
+    preamble may have patched the one everyone imports (gevent replaces its
+    ``poll``) or emptied it (eventlet removes ``poll``)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("select")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _become_worker(server: _Server, prefix: str, job: bytes, error: str | None) -> NoReturn:
@@ -610,7 +654,7 @@ def _become_worker(server: _Server, prefix: str, job: bytes, error: str | None) 
         # has not heard of dies with that group.
         server.answer(t="started", job=prefix, pid=os.getpid(), ts=_raw_monotonic())
         os.setsid()
-        for fd in (server.control, server.tokens_in, server.tokens_out):
+        for fd in (server.control, server.tokens_in, server.tokens_out, *server.workers):
             os.close(fd)
         wire = marshal.loads(job)
     except BaseException:
@@ -630,39 +674,21 @@ def _serve(config_path: str) -> None:
     os.dup2(2, 1)
     sys.path[:] = config["sys_path"]
     error = _run_preamble(config["preamble"], config["preamble_origin"])
+    server = _Server(control, tuple(config["tokens"]))
 
     if error is None:
         _Machinery.load()  # what every worker needs, loaded once
         _warm_up(_Machinery.doctest)
+        # Inherited by every worker, so set once here rather than in each.
+        _limit_output(config["output_limit"])
         # Whatever exists now is shared with every worker: keep the collector
         # from touching (and so copying) it in each of them.
         import gc
 
         gc.freeze()
 
-    server = _Server(control, tuple(config["tokens"]))
     server.answer(t="ready", preamble_error=error)
-    _raw_start_thread(server.reap, ())
-    while not server.ended:
-        server.take(wait=not server.queue)
-        if not server.queue:
-            continue
-        _raw_read(server.tokens_in, 1)  # wait for a free slot
-        server.take(wait=False)  # a drop may have come meanwhile
-        if server.ended or not server.queue:
-            _raw_write(server.tokens_out, b"+")
-            continue
-        prefix, job = server.queue.popleft()
-        server.start(prefix, job, error)
-    # Standard input ended: the parent is done with us, or gone.  Workers still
-    # running have no one left to time them out or read their results.
-    with server.lock:
-        for pid in server.workers:
-            try:
-                _raw_killpg(pid, 9)
-            except OSError:
-                pass
-    _raw_exit(0)
+    server.serve(error)
 
 
 def main(argv: list[str]) -> None:

@@ -65,10 +65,11 @@ def check(app: Sphinx, config: Config) -> None:
             f"isolated_doctest_start = {config.isolated_doctest_start!r}: "
             f"use one of {', '.join(map(repr, START_METHODS))}",
         ))
-    if config.isolated_doctest_start == "fork" and not hasattr(os, "fork"):
+    if config.isolated_doctest_start == "fork" and not _can_fork_server():
         problems.append((
             "isolated_doctest_start",
-            "isolated_doctest_start = 'fork' needs os.fork: use 'spawn' here",
+            "isolated_doctest_start = 'fork' needs os.fork and os.pidfd_open "
+            "(Linux 5.3 or later): use 'spawn' here",
         ))
     timeout = config.isolated_doctest_timeout
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
@@ -99,6 +100,18 @@ def check(app: Sphinx, config: Config) -> None:
             f"{len(problems)} isolated_doctest setting(s) in conf.py cannot be used; "
             "see the warnings above"
         )
+
+
+def _can_fork_server() -> bool:
+    """Whether a fork server can run here: it forks, and watches its workers
+    through pidfds."""
+    if not hasattr(os, "fork") or not hasattr(os, "pidfd_open"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # an older kernel
+        return False
+    return True
 
 
 def _jobs(value: object) -> int | None:

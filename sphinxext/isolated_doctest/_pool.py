@@ -160,6 +160,9 @@ class Executor:
             # The jobserver: one byte per job that may run at once.
             self._tokens = os.pipe()
             os.write(self._tokens[1], b"+" * self._jobs)
+            # Every server polls it, and a token one server takes another was
+            # also woken for: reading must not wait.
+            os.set_blocking(self._tokens[0], False)
         # A Ctrl-C while Sphinx reads the pages ends the build without a
         # build-finished event: the children must not outlive it either.
         atexit.register(self.close)
@@ -299,6 +302,7 @@ class Executor:
                 "preamble": preamble.source,
                 "preamble_origin": preamble.origin,
                 "tokens": list(self._tokens),
+                "output_limit": OUTPUT_LIMIT,
             })
         )
         proc = subprocess.Popen(
