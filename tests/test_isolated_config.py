@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from io import StringIO
 from pathlib import Path
@@ -77,6 +78,31 @@ def test_bad_override_is_named(
     assert strip_escape_sequences(warning.getvalue()).splitlines() == [
         f"{srcdir / 'conf.py'}:: WARNING: {name} = {value!r}: {message} [isolated_doctest.config]"
     ]
+
+
+def test_fork_without_pidfds_says_to_spawn(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the fork server cannot watch its children (no pidfds: not Linux,
+    or a kernel before 5.3), the default start method stops the build at once."""
+    srcdir = tmp_path / "src"
+    shutil.copytree(ROOTS / "test-isolated-cache", srcdir)
+    monkeypatch.delattr(os, "pidfd_open")
+    monkeypatch.setenv("ISOLATED_DOCTEST_RUNS", str(tmp_path / "runs"))
+    warning = StringIO()
+    with pytest.raises(ConfigError):
+        make_app("doctest", srcdir=srcdir, freshenv=True, warning=warning,
+                 confoverrides=SHOW_TYPES)
+    assert strip_escape_sequences(warning.getvalue()).splitlines() == [
+        f"{srcdir / 'conf.py'}:: WARNING: isolated_doctest_start = 'fork' needs os.fork and "
+        "os.pidfd_open (Linux 5.3 or later): use 'spawn' here [isolated_doctest.config]"
+    ]
+    app = make_app("doctest", srcdir=srcdir, freshenv=True,
+                   confoverrides={"isolated_doctest_start": "spawn"})
+    app.build()
+    # Spawned instead, all three groups run (b fails by design of the root).
+    assert sorted((tmp_path / "runs").read_text().split()) == ["a", "b", "c"]
+    assert app.statuscode == 1
 
 
 @pytest.mark.sphinx(
