@@ -49,6 +49,31 @@ def test_preamble_starts_before_any_io_module(
 
 
 @pytest.mark.parametrize("start", ["fork", "spawn"])
+@pytest.mark.sphinx("doctest", testroot="isolated-preamble-sigchld", freshenv=True)
+def test_preamble_that_ignores_sigchld(
+    make_app: Callable[..., SphinxTestApp], app_params: tuple[list, dict], start: str
+) -> None:
+    """The fork server still learns how each group's process ended, and each
+    group still runs with SIGCHLD ignored."""
+    args, kwargs = app_params
+    app = make_app(*args, **kwargs, confoverrides={"isolated_doctest_start": start})
+    app.build()
+    assert output_body(app) == (
+        "\nDocument: index\n"
+        "---------------\n"
+        "2 items passed all tests:\n"
+        "   2 tests in default\n"
+        "   2 tests in second\n"
+        "4 tests in 2 items.\n"
+        "4 passed and 0 failed.\n"
+        "Test passed.\n"
+        "\nDoctest summary\n===============\n    4 tests\n    0 failures in tests\n"
+        "    0 failures in setup code\n    0 failures in cleanup code\n"
+    )
+    assert app.statuscode == 0
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
 @pytest.mark.sphinx("doctest", testroot="isolated-preamble-order", freshenv=True)
 def test_block_beats_page_beats_conf(
     make_app: Callable[..., SphinxTestApp], app_params: tuple[list, dict], start: str

@@ -6,8 +6,8 @@ import Sphinx, and the whole point of a child is that nothing but the
 interpreter's own start-up has run before the preamble.  (The parent imports
 this module for its codec, :func:`frame` and :func:`unframe`.)  So, until the
 preamble has run, this module uses only what a bare interpreter has already
-loaded (``sys``, ``os``, ``marshal``); ``doctest`` and the rest are imported
-after it.
+loaded (``sys``, ``os``, ``marshal``, ``_signal``); ``doctest`` and the rest
+are imported after it.
 
 Everything crossing a process boundary is a *frame*: four bytes of length,
 little-endian, then a ``marshal``-encoded plain value.  Parent and child are the
@@ -38,6 +38,7 @@ parent owns all policy; this side never decides what is a warning or an error.
 from __future__ import annotations
 
 # Only modules every interpreter has imported before it runs a script.
+import _signal  # type: ignore[import-not-found]  # signal without its enums
 import marshal
 import os
 import sys
@@ -370,22 +371,16 @@ class _Machinery:
     runner_class: Any = None
     parser: Any = None
     resource: Any = None
-    set_signal: Any = None
-    sigxfsz = sig_dfl = 0
 
     @classmethod
     def load(cls) -> None:
         if cls.doctest is not None:
             return
-        import _signal  # type: ignore[import-not-found]  # signal without its enums
         import doctest
         import resource
-        import signal
 
         _install_compile(doctest)
         cls.doctest, cls.resource = doctest, resource
-        cls.sigxfsz, cls.sig_dfl = int(signal.SIGXFSZ), int(signal.SIG_DFL)
-        cls.set_signal = _signal.signal
         cls.runner_class = _make_runner_class(doctest)
         cls.parser = doctest.DocTestParser()
 
@@ -432,7 +427,7 @@ def _limit_output(limit: int) -> None:
     # Python ignores SIGXFSZ, so a write past the limit would only raise
     # OSError and the group would go on; the default action stops the child
     # in the example that flooded, where the report then places the flood.
-    _Machinery.set_signal(_Machinery.sigxfsz, _Machinery.sig_dfl)
+    _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
 
 
 def _open_job_files(prefix: str) -> int:
@@ -522,6 +517,12 @@ class _Server:
         self._pollin: int = select.POLLIN
         self._poller.register(0, self._pollin)
         self._waiting = False  # for a token
+        # A preamble that ignores SIGCHLD would have the kernel reap workers
+        # before the server can read how they ended: the server takes the
+        # default back, and each worker ignores it again, as the preamble left it.
+        self.sigchld_ignored = _signal.getsignal(_signal.SIGCHLD) == _signal.SIG_IGN
+        if self.sigchld_ignored:
+            _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
 
     def answer(self, **fields: Any) -> None:
         # One write of a small frame: atomic on a pipe, whoever else writes.
@@ -656,6 +657,8 @@ def _become_worker(server: _Server, prefix: str, job: bytes, error: str | None) 
         os.setsid()
         for fd in (server.control, server.tokens_in, server.tokens_out, *server.workers):
             os.close(fd)
+        if server.sigchld_ignored:
+            _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)
         wire = marshal.loads(job)
     except BaseException:
         # Never back into the server's loop: this process is not the server.
