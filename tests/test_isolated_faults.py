@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -136,6 +137,43 @@ def test_each_fault_is_its_groups_failure(
         "interrupt": "raised KeyboardInterrupt",
         "cleanup-hang": "timed out after 2 s",
     }
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+@pytest.mark.sphinx("doctest", testroot="isolated-late-fault", freshenv=True)
+def test_death_after_the_last_example_is_a_cleanup_failure(
+    make_app: Callable[..., SphinxTestApp], app_params: tuple[list, dict], start: str
+) -> None:
+    """A group whose examples all passed, and whose process then died: its
+    tests pass, the death fails its cleanup, and it is still one group."""
+    args, kwargs = app_params
+    app = make_app(*args, **kwargs, confoverrides={"isolated_doctest_start": start})
+    app.build()
+    assert output_body(app) == (
+        "\nDocument: index\n"
+        "---------------\n"
+        f"{DIVIDER}\n"
+        'File "index.rst", line ?, in leaver (cleanup code)\n'
+        "Killed by SIGSEGV after its last example, as its process ended.\n"
+        "1 items passed all tests:\n"
+        "   3 tests in leaver\n"
+        "3 tests in 1 items.\n"
+        "3 passed and 0 failed.\n"
+        "Test passed.\n"
+        f"{DIVIDER}\n"
+        "1 items had failures:\n"
+        "   1 of   1 in leaver (cleanup code)\n"
+        "1 tests in 1 items.\n"
+        "0 passed and 1 failed.\n"
+        "***Test Failed*** 1 failures.\n"
+        "\nDoctest summary\n===============\n    3 tests\n    0 failures in tests\n"
+        "    0 failures in setup code\n    1 failure in cleanup code\n"
+    )
+    assert app.statuscode == 1
+    groups = json.loads((app.outdir / "output.json").read_text(encoding="utf-8"))["groups"]
+    assert [(g["group"], g["status"], g["tests"], g["message"]) for g in groups] == [
+        ("leaver", "error", 3, "killed by SIGSEGV")
+    ]
 
 
 @pytest.mark.parametrize("start", ["fork", "spawn"])

@@ -93,19 +93,29 @@ def fault_report(
     """The failure text for a fault, and (phase, test name, tries) to count it under."""
     pending: list[dict[str, Any]] = []
     group = job.groups[0].name if job.groups else "default"
+    ended = False  # the group's examples had all run
     for event in events:
         if event["t"] in {"record", "group"}:
             pending = []
             if event["t"] == "group":
-                group = event["name"]
+                group, ended = event["name"], False
+        elif event["t"] == "group_done":
+            ended = True
         elif event["t"] == "start":
             pending.append(event)
+    rest = f"; the rest of group {group!r} did not run"
     if pending:
         start = pending[-1]
         phase, name, tries = start["phase"], start["group"], len(pending)
         header = f'File "{start["filename"]}", line {start["line"]}, in {name}'
         where = f"in the example at line {start['line']}"
         body = "Failed example:\n" + _indent(start["source"])
+    elif ended:
+        # Its process died on the way out (say, flushing what an example left).
+        phase, name, tries = "cleanup", f"{group} (cleanup code)", 1
+        header = f'File "{job.filename}", line ?, in {name}'
+        where, rest = "after its last example, as its process ended", ""
+        body = ""
     else:
         phase, name, tries = "setup", f"{group} (setup code)", 1
         header = f'File "{job.filename}", line ?, in {name}'
@@ -114,7 +124,7 @@ def fault_report(
     message = f"{fault.message} {where}"
     text = (
         f"{DIVIDER}\n{header}\n{body}"
-        f"{message[0].upper()}{message[1:]}; the rest of group {group!r} did not run.\n"
+        f"{message[0].upper()}{message[1:]}{rest}.\n"
         f"{_stderr_tail(stderr)}"
     )
     return text, phase, name, tries
@@ -154,6 +164,7 @@ class DocumentReport:
             return False
         assert result is not None
         success = True
+        first = len(self.outcomes)
         current: GroupOutcome | None = None
         started = 0.0
         for event in result.events:
@@ -203,7 +214,9 @@ class DocumentReport:
             _record(self.runners[phase], name, 1, tries)
             if current is None:
                 group = name.removesuffix(" (setup code)").removesuffix(" (cleanup code)")
-                current = self._outcome(job, group)
+                # The group may have ended before the fault: one outcome per group.
+                done = [o for o in self.outcomes[first:] if o.group == group]
+                current = done[-1] if done else self._outcome(job, group)
             current.status = "error"
             current.failures += 1
             current.text += text
