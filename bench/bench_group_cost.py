@@ -20,8 +20,14 @@ import time
 from pathlib import Path
 
 from sphinxext.isolated_doctest._job import NO_PREAMBLE, Block, GroupSpec, Job, RunSettings
-from sphinxext.isolated_doctest._pool import CHILD_SCRIPT, frame, unframe
-from sphinxext.isolated_doctest._result import OUTPUT_LIMIT
+from sphinxext.isolated_doctest._pool import (
+    CHILD_SCRIPT,
+    frame,
+    job_wire,
+    server_config,
+    token_pipe,
+    unframe,
+)
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 GROUPS = 300
@@ -47,18 +53,15 @@ def wire(n: int) -> bytes:
     )
     settings = RunSettings(sys_path=tuple(sys.path), global_setup="", global_cleanup="",
                            optionflags=doctest.ELLIPSIS, fail_fast=False)
-    return marshal.dumps({**job.wire(settings), "output_limit": OUTPUT_LIMIT})
+    return marshal.dumps(job_wire(job, settings))
 
 
 def forked_round() -> dict[str, float]:
     """Per group: CPU ms and faults of the server and of its workers."""
     folder = Path(tempfile.mkdtemp(prefix="group-cost-", dir="/dev/shm"))
-    tokens = os.pipe()
-    os.write(tokens[1], b"++")
-    os.set_blocking(tokens[0], False)
+    tokens = token_pipe(2)
     config = folder / "server"
-    config.write_bytes(frame({"sys_path": sys.path, "preamble": "", "preamble_origin": "",
-                              "tokens": list(tokens), "output_limit": OUTPUT_LIMIT}))
+    config.write_bytes(server_config(sys_path=sys.path, preamble=NO_PREAMBLE, tokens=tokens))
     server = subprocess.Popen([sys.executable, CHILD_SCRIPT, "serve", str(config)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=tokens)
     assert server.stdin is not None and server.stdout is not None

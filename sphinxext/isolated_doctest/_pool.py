@@ -94,6 +94,35 @@ def _read_events(path: str) -> tuple[dict[str, Any], ...]:
     return tuple(unframe(data)[0])
 
 
+def token_pipe(jobs: int) -> tuple[int, int]:
+    """The jobserver that fork servers share: a pipe holding one byte per job
+    that may run at once."""
+    tokens = os.pipe()
+    os.write(tokens[1], b"+" * jobs)
+    # Every server polls it, and a token one server takes another was also
+    # woken for: reading must not wait.
+    os.set_blocking(tokens[0], False)
+    return tokens
+
+
+def server_config(
+    *, sys_path: Iterable[str], preamble: Preamble, tokens: tuple[int, int]
+) -> bytes:
+    """The frame a fork server reads first (``_child.py serve CONFIG``)."""
+    return frame({
+        "sys_path": list(sys_path),
+        "preamble": preamble.source,
+        "preamble_origin": preamble.origin,
+        "tokens": list(tokens),
+        "output_limit": OUTPUT_LIMIT,
+    })
+
+
+def job_wire(job: Job, settings: RunSettings) -> dict[str, Any]:
+    """A job as a child reads it."""
+    return {**job.wire(settings), "output_limit": OUTPUT_LIMIT}
+
+
 @dataclass(kw_only=True, eq=False)
 class _Run:
     """One submitted job, from submission to its result."""
@@ -157,12 +186,7 @@ class Executor:
         self._folder = Path(tempfile.mkdtemp(prefix="isolated-doctest-", dir=_scratch_dir()))
         self._tokens: tuple[int, int] | None = None
         if self._fork:
-            # The jobserver: one byte per job that may run at once.
-            self._tokens = os.pipe()
-            os.write(self._tokens[1], b"+" * self._jobs)
-            # Every server polls it, and a token one server takes another was
-            # also woken for: reading must not wait.
-            os.set_blocking(self._tokens[0], False)
+            self._tokens = token_pipe(self._jobs)
         # A Ctrl-C while Sphinx reads the pages ends the build without a
         # build-finished event: the children must not outlive it either.
         atexit.register(self.close)
@@ -260,16 +284,13 @@ class Executor:
 
     # -- starting -------------------------------------------------------------
 
-    def _wire(self, job: Job) -> dict[str, Any]:
-        return {**job.wire(self._settings), "output_limit": OUTPUT_LIMIT}
-
     def _spawn_more(self) -> None:
         while self._spawn_queue and self._spawned < self._jobs:
             self._spawn(self._spawn_queue.popleft())
 
     def _spawn(self, run: _Run) -> None:
         prefix = run.prefix
-        Path(f"{prefix}.job").write_bytes(frame(self._wire(run.job)))
+        Path(f"{prefix}.job").write_bytes(frame(job_wire(run.job, self._settings)))
         # Open the output files here too, so that what the preamble prints is kept.
         with open(f"{prefix}.out", "ab") as out, open(f"{prefix}.err", "ab") as err:
             proc = subprocess.Popen(
@@ -297,13 +318,7 @@ class Executor:
         self._counter += 1
         config = self._folder / f"server{self._counter}"
         config.write_bytes(
-            frame({
-                "sys_path": list(self._settings.sys_path),
-                "preamble": preamble.source,
-                "preamble_origin": preamble.origin,
-                "tokens": list(self._tokens),
-                "output_limit": OUTPUT_LIMIT,
-            })
+            server_config(sys_path=self._settings.sys_path, preamble=preamble, tokens=self._tokens)
         )
         proc = subprocess.Popen(
             [sys.executable, CHILD_SCRIPT, "serve", str(config)],
@@ -341,7 +356,7 @@ class Executor:
             self._fail(run, self._server_fault(server))
             return
         # The job itself is framed apart: the worker decodes it, not the server.
-        wire = marshal.dumps(self._wire(run.job))
+        wire = marshal.dumps(job_wire(run.job, self._settings))
         self._write(server, frame({"t": "run", "job": run.prefix, "wire": wire}))
 
     def _write(self, server: _Server, data: bytes) -> None:
