@@ -31,6 +31,19 @@ def console_warnings(app: SphinxTestApp) -> str:
     return strip_escape_sequences(app.warning.getvalue())
 
 
+def app_with_start(
+    make_app: Callable[..., SphinxTestApp],
+    app_params: tuple[list[Any], dict[str, Any]],
+    start: str,
+    **conf: Any,
+) -> SphinxTestApp:
+    """The test's ``@pytest.mark.sphinx`` app, its children started with
+    ``start`` (``isolated_doctest_start``), with ``conf`` on top."""
+    args, kwargs = app_params
+    overrides = {**kwargs.get("confoverrides", {}), "isolated_doctest_start": start, **conf}
+    return make_app(*args, **{**kwargs, "confoverrides": overrides})
+
+
 def build_with(
     make_app: Callable[..., SphinxTestApp],
     tmp_path: Path,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 import pytest
-from isolated_helpers import ROOTS, output_body
+from isolated_helpers import ROOTS, app_with_start, output_body
 from sphinx.util.console import strip_escape_sequences
 
 if TYPE_CHECKING:
@@ -60,9 +60,7 @@ def test_each_fault_is_its_groups_failure(
 ) -> None:
     """A timeout (option and config), SIGSEGV, os._exit, KeyboardInterrupt: every other
     group still runs and output.txt ends with its summary."""
-    args, kwargs = app_params
-    conf = {"isolated_doctest_timeout": 2, "isolated_doctest_start": start}
-    app = make_app(*args, **kwargs, confoverrides=conf)
+    app = app_with_start(make_app, app_params, start, isolated_doctest_timeout=2)
     app.build()
     assert output_body(app) == (
         "\nDocument: index\n"
@@ -146,8 +144,7 @@ def test_death_after_the_last_example_is_a_cleanup_failure(
 ) -> None:
     """A group whose examples all passed, and whose process then died: its
     tests pass, the death fails its cleanup, and it is still one group."""
-    args, kwargs = app_params
-    app = make_app(*args, **kwargs, confoverrides={"isolated_doctest_start": start})
+    app = app_with_start(make_app, app_params, start)
     app.build()
     assert output_body(app) == (
         "\nDocument: index\n"
@@ -183,8 +180,7 @@ def test_floods_are_cut_and_bad_bytes_break_nothing(
     app_params: tuple[list[Any], dict[str, Any]],
     start: str,
 ) -> None:
-    args, kwargs = app_params
-    app = make_app(*args, **kwargs, confoverrides={"isolated_doctest_start": start})
+    app = app_with_start(make_app, app_params, start)
     app.build()
     output = app.outdir / "output.txt"
     assert output.stat().st_size < 2**20  # a 60 MB "Got:" is cut, not copied
@@ -254,8 +250,7 @@ def test_no_process_outlives_its_group(
     """Processes an example started die with its group: after a normal end, a timeout
     and an exit."""
     monkeypatch.setenv("ISOLATED_DOCTEST_PIDS", str(tmp_path))
-    args, kwargs = app_params
-    app = make_app(*args, **kwargs, confoverrides={"isolated_doctest_start": start})
+    app = app_with_start(make_app, app_params, start)
     pids = []
     try:
         app.build()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from isolated_helpers import build_with, output_body
+from isolated_helpers import app_with_start, build_with, output_body
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -80,9 +80,7 @@ def test_group_level_shares_nothing_between_groups(app: SphinxTestApp) -> None:
 def test_document_level_shares_modules_not_namespaces(
     make_app: Callable[..., SphinxTestApp], app_params: tuple[list, dict], start: str
 ) -> None:
-    args, kwargs = app_params
-    kwargs["confoverrides"] = {**kwargs["confoverrides"], "isolated_doctest_start": start}
-    app = make_app(*args, **kwargs)
+    app = app_with_start(make_app, app_params, start)
     app.build()
     body = output_body(app)
     # One child for the page: sys attributes, the patch and the descriptor carry

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from isolated_helpers import console_status, console_warnings, output_body
+from isolated_helpers import app_with_start, console_status, console_warnings, output_body
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,8 +30,7 @@ def test_preamble_starts_before_any_io_module(
     make_app: Callable[..., SphinxTestApp], app_params: tuple[list, dict], start: str
 ) -> None:
     """The preamble records which of socket, ssl, threading... are loaded: none."""
-    args, kwargs = app_params
-    app = make_app(*args, **kwargs, confoverrides={"isolated_doctest_start": start})
+    app = app_with_start(make_app, app_params, start)
     app.build()
     assert output_body(app) == (
         "\nDocument: index\n"
@@ -55,8 +54,7 @@ def test_preamble_that_ignores_sigchld(
 ) -> None:
     """The fork server still learns how each group's process ended, and each
     group still runs with SIGCHLD ignored."""
-    args, kwargs = app_params
-    app = make_app(*args, **kwargs, confoverrides={"isolated_doctest_start": start})
+    app = app_with_start(make_app, app_params, start)
     app.build()
     assert output_body(app) == (
         "\nDocument: index\n"
@@ -79,8 +77,7 @@ def test_block_beats_page_beats_conf(
     make_app: Callable[..., SphinxTestApp], app_params: tuple[list, dict], start: str
 ) -> None:
     """Each group sees the preamble it should (``PRE``), named ones included."""
-    args, kwargs = app_params
-    app = make_app(*args, **kwargs, confoverrides={"isolated_doctest_start": start})
+    app = app_with_start(make_app, app_params, start)
     # Sphinx 7.x tests an update's documents in set order but a full build's (-a)
     # sorted; later versions always sort.  With -a the report is the same on all.
     app.build(force_all=True)
@@ -164,8 +161,7 @@ def test_two_preambles_in_one_group(app: SphinxTestApp) -> None:
 def test_preamble_error_is_a_setup_failure_where_it_was_set(
     make_app: Callable[..., SphinxTestApp], app_params: tuple[list, dict], start: str
 ) -> None:
-    args, kwargs = app_params
-    app = make_app(*args, **kwargs, confoverrides={"isolated_doctest_start": start})
+    app = app_with_start(make_app, app_params, start)
     app.build()
     lines = output_body(app).splitlines()
     for origin, source, error in [
