@@ -2,9 +2,11 @@
 
 A fork server (the real one, ``_child.py serve``) runs 300 groups of the shape
 of case (a) of bench_doctest, two at a time; its CPU time and minor page
-faults, and those of its workers, are read from /proc.  The same 300 groups
-then run in this process with doctest's own runner, as sphinx.ext.doctest
-runs them.  Medians of ROUNDS rounds; informational, no target (Linux only).
+faults, and those of its workers, are read from /proc.  Alternating with that,
+it runs 300 jobs with no group: what the process alone costs (the fork, the
+job's files, the exit and the server's bookkeeping).  The same 300 groups then
+run in this process with doctest's own runner, as sphinx.ext.doctest runs
+them.  Medians of ROUNDS rounds; informational, no target (Linux only).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def group(n: int) -> tuple[str, str]:
     return f"base = {n}", f">>> base + 1\n{n + 1}\n>>> sorted({{base, 2, 1}})[-1] >= 2\nTrue\n"
 
 
-def wire(n: int) -> bytes:
+def wire(n: int, empty: bool) -> bytes:
+    """Job ``n``: group ``n``, or (``empty``) no group at all."""
     import marshal
 
     setup, test = group(n)
@@ -47,17 +50,17 @@ def wire(n: int) -> bytes:
         Block(kind="testsetup", code=setup, filename="page.rst", lineno=3),
         Block(kind="doctest", code=test, filename="page.rst", lineno=7),
     )
+    groups = () if empty else (GroupSpec(name=f"g{n}", blocks=blocks, timeout=0, lineno=4),)
     job = Job(
-        index=n, docname="page", filename="page.rst", preamble=NO_PREAMBLE,
-        groups=(GroupSpec(name=f"g{n}", blocks=blocks, timeout=0, lineno=4),),
+        index=n, docname="page", filename="page.rst", preamble=NO_PREAMBLE, groups=groups,
     )
     settings = RunSettings(sys_path=tuple(sys.path), global_setup="", global_cleanup="",
                            optionflags=doctest.ELLIPSIS, fail_fast=False)
     return marshal.dumps(job_wire(job, settings))
 
 
-def forked_round() -> dict[str, float]:
-    """Per group: CPU ms and faults of the server and of its workers."""
+def forked_round(empty: bool) -> dict[str, float]:
+    """Per job: CPU ms and faults of the server and of its workers."""
     folder = Path(tempfile.mkdtemp(prefix="group-cost-", dir="/dev/shm"))
     tokens = token_pipe(2)
     config = folder / "server"
@@ -69,7 +72,7 @@ def forked_round() -> dict[str, float]:
         answers = bytearray()
         exits = ready = 0
         requests = b"".join(
-            frame({"t": "run", "job": str(folder / f"job{n}"), "wire": wire(n)})
+            frame({"t": "run", "job": str(folder / f"job{n}"), "wire": wire(n, empty)})
             for n in range(GROUPS)
         )
         while not ready:
@@ -125,20 +128,29 @@ def main() -> int:
     if not sys.platform.startswith("linux"):
         print("skipped: reads /proc")
         return 0
-    forked = [forked_round() for _ in range(ROUNDS)]
+    rounds: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    for _ in range(ROUNDS):  # alternating, as the machine's load drifts
+        for empty in rounds:
+            rounds[empty].append(forked_round(empty))
     local = [in_process_round() for _ in range(ROUNDS)]
 
-    def med(key: str) -> float:
-        return statistics.median(r[key] for r in forked)
+    def med(empty: bool, key: str) -> float:
+        return statistics.median(r[key] for r in rounds[empty])
 
-    print(f"{GROUPS} groups, 2 at a time; medians of {ROUNDS} rounds; CPU ms and minor "
-          "page faults per group")
-    print(f"  forked worker: {med('workers_ms'):.2f} ms, {med('workers_faults'):.0f} faults")
-    print(f"  fork server:   {med('server_ms'):.2f} ms, {med('server_faults'):.0f} faults")
-    print(f"  in-process:    {statistics.median(local):.3f} ms")
-    total = med("workers_ms") + med("server_ms")
-    print(f"one group in a fresh process costs {total / statistics.median(local):.0f} times "
-          "its in-process run")
+    print(f"{GROUPS} jobs, 2 at a time; medians of {ROUNDS} rounds; CPU ms and minor "
+          "page faults per job")
+    for empty, what in ((False, "one group"), (True, "no group (the process alone)")):
+        print(f"  {what}:")
+        print(f"    forked worker: {med(empty, 'workers_ms'):.2f} ms, "
+              f"{med(empty, 'workers_faults'):.0f} faults")
+        print(f"    fork server:   {med(empty, 'server_ms'):.2f} ms, "
+              f"{med(empty, 'server_faults'):.0f} faults")
+    print(f"  in-process, one group: {statistics.median(local):.3f} ms")
+    total = med(False, "workers_ms") + med(False, "server_ms")
+    alone = med(True, "workers_ms") + med(True, "server_ms")
+    times = total / statistics.median(local)
+    print(f"one group in a fresh process costs {total:.2f} ms, {times:.0f} times its "
+          f"in-process run; the process alone, {alone:.2f} ms")
     return 0
 
 
