@@ -4,7 +4,8 @@ A fork server (the real one, ``_child.py serve``) runs 300 groups of the shape
 of case (a) of bench_doctest, two at a time; its CPU time and minor page
 faults, and those of its workers, are read from /proc.  Alternating with that,
 it runs 300 jobs with no group: what the process alone costs (the fork, the
-job's files, the exit and the server's bookkeeping).  The same 300 groups then
+job's files, the exit and the server's bookkeeping).  Under both, a bare fork
+and exit from an interpreter that has loaded doctest.  The same 300 groups then
 run in this process with doctest's own runner, as sphinx.ext.doctest runs
 them.  Medians of ROUNDS rounds; informational, no target (Linux only).
 """
@@ -110,6 +111,30 @@ def _stat(pid: int) -> dict[str, float]:
     }
 
 
+BARE_FORK = """
+import doctest, gc, os, resource, sys
+gc.freeze()
+n = int(sys.argv[1])
+c0, s0 = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+c1, s1 = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
+cpu = lambda a, b: (b.ru_utime - a.ru_utime + b.ru_stime - a.ru_stime) * 1000 / n
+print(cpu(s0, s1) + cpu(c0, c1))
+"""
+
+
+def bare_fork_round() -> float:
+    """CPU ms of a fork and an immediate exit, from an interpreter with doctest
+    loaded (as a fork server is): the floor under any process per group."""
+    out = subprocess.run([sys.executable, "-c", BARE_FORK, str(GROUPS)],
+                         capture_output=True, text=True, check=True).stdout
+    return float(out)
+
+
 def in_process_round() -> float:
     """CPU ms per group, run with doctest's runner in this process."""
     parser = doctest.DocTestParser()
@@ -132,6 +157,7 @@ def main() -> int:
     for _ in range(ROUNDS):  # alternating, as the machine's load drifts
         for empty in rounds:
             rounds[empty].append(forked_round(empty))
+    bare = [bare_fork_round() for _ in range(ROUNDS)]
     local = [in_process_round() for _ in range(ROUNDS)]
 
     def med(empty: bool, key: str) -> float:
@@ -145,6 +171,7 @@ def main() -> int:
               f"{med(empty, 'workers_faults'):.0f} faults")
         print(f"    fork server:   {med(empty, 'server_ms'):.2f} ms, "
               f"{med(empty, 'server_faults'):.0f} faults")
+    print(f"  a bare fork and exit, nothing run in the child: {statistics.median(bare):.2f} ms")
     print(f"  in-process, one group: {statistics.median(local):.3f} ms")
     total = med(False, "workers_ms") + med(False, "server_ms")
     alone = med(True, "workers_ms") + med(True, "server_ms")
