@@ -174,6 +174,44 @@ def test_death_after_the_last_example_is_a_cleanup_failure(
 
 
 @pytest.mark.parametrize("start", ["fork", "spawn"])
+@pytest.mark.sphinx("doctest", testroot="isolated-closed-fds", freshenv=True)
+def test_an_example_that_closes_every_descriptor(
+    make_app: Callable[..., SphinxTestApp], app_params: tuple[list, dict], start: str
+) -> None:
+    """Closing the results' descriptor, then opening files (which must not get
+    it back and be written to), is reported in that example, not as a
+    traceback of the runner."""
+    app = app_with_start(make_app, app_params, start)
+    app.build()
+    assert output_body(app) == (
+        "\nDocument: index\n"
+        "---------------\n"
+        f"{DIVIDER}\n"
+        'File "index.rst", line 8, in daemon\n'
+        "Failed example:\n"
+        "    os.closerange(3, 65536); sys.kept = [tempfile.TemporaryFile() for _ in range(20)]\n"
+        "Closed the file descriptor of the group's results in the example at line 8; "
+        "the rest of group 'daemon' did not run.\n"
+        "1 items passed all tests:\n"
+        "   1 tests in after\n"
+        f"{DIVIDER}\n"
+        "1 items had failures:\n"
+        "   1 of   2 in daemon\n"
+        "3 tests in 2 items.\n"
+        "2 passed and 1 failed.\n"
+        "***Test Failed*** 1 failures.\n"
+        "\nDoctest summary\n===============\n    3 tests\n    1 failure in tests\n"
+        "    0 failures in setup code\n    0 failures in cleanup code\n"
+    )
+    assert app.statuscode == 1
+    groups = json.loads((app.outdir / "output.json").read_text(encoding="utf-8"))["groups"]
+    assert [(g["group"], g["status"], g["message"]) for g in groups] == [
+        ("daemon", "error", "closed the file descriptor of the group's results"),
+        ("after", "passed", ""),
+    ]
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
 @pytest.mark.sphinx("doctest", testroot="isolated-flood", freshenv=True)
 def test_floods_are_cut_and_bad_bytes_break_nothing(
     make_app: Callable[..., SphinxTestApp],

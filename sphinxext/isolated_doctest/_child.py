@@ -72,6 +72,13 @@ TEXT_LIMIT = 64 * 1024
 
 EXIT_INTERRUPTED = 120  # a KeyboardInterrupt escaped an example
 EXIT_INTERNAL = 121  # the child itself failed; the traceback is on stderr
+EXIT_CHANNEL = 122  # an example closed the file descriptor of the events
+
+#: The events file's descriptor is the lowest free one from here (at most half
+#: the process's limit): far above what examples open, so that one which
+#: closes every descriptor (as a daemon does) is reported as such, and one
+#: that opens files never gets ours back and writes into it.
+HIGH_FD = 1000
 
 
 def frame(value: Any) -> bytes:
@@ -126,6 +133,10 @@ def _run_preamble(source: str, origin: str) -> str | None:
     return None
 
 
+class _ChannelClosed(BaseException):
+    """An example closed the events file's descriptor: nothing more can be said."""
+
+
 class _Channel:
     """Frames on the job's ``ev`` file, one write each (an append is atomic)."""
 
@@ -134,7 +145,14 @@ class _Channel:
     @classmethod
     def emit(cls, kind: str, **fields: Any) -> None:
         fields["t"] = kind
-        _write_all(cls.fd, frame(fields))
+        try:
+            _write_all(cls.fd, frame(fields))
+        except OSError as exc:
+            import errno
+
+            if exc.errno == errno.EBADF:
+                raise _ChannelClosed from None
+            raise
 
 
 def _cut(text: str) -> str:
@@ -377,6 +395,7 @@ class _Machinery:
         if cls.doctest is not None:
             return
         import doctest
+        import fcntl  # noqa: F401  # for _high_fd, loaded once here
         import resource
 
         _install_compile(doctest)
@@ -431,7 +450,8 @@ def _limit_output(limit: int) -> None:
 
 
 def _open_job_files(prefix: str) -> int:
-    """Point fds 0, 1 and 2 at /dev/null and the job's files; return the ev fd."""
+    """Point fds 0, 1 and 2 at /dev/null and the job's files; return the ev fd
+    (see :data:`HIGH_FD`)."""
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
@@ -440,19 +460,41 @@ def _open_job_files(prefix: str) -> int:
         fd = os.open(f"{prefix}.{name}", flags, 0o600)
         os.dup2(fd, target)
         os.close(fd)
-    return os.open(f"{prefix}.ev", flags, 0o600)
+    return _high_fd(os.open(f"{prefix}.ev", flags, 0o600))
+
+
+def _high_fd(fd: int) -> int:
+    """``fd`` moved to the lowest free descriptor from :data:`HIGH_FD`, or from
+    half the process's limit if that is lower."""
+    import fcntl
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    floor = HIGH_FD if soft == resource.RLIM_INFINITY else min(HIGH_FD, soft // 2)
+    high: int = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+    os.close(fd)
+    return high
 
 
 def _work(prefix: str, job: Wire, preamble_error: str | None) -> NoReturn:
     """Run a job in this process, report, and leave without running atexit hooks."""
     status = 0
-    _Channel.fd = _open_job_files(prefix)
+    try:
+        _Channel.fd = _open_job_files(prefix)
+    except BaseException:
+        # No events file: the traceback on stderr is all the parent gets.
+        import traceback
+
+        traceback.print_exc()
+        _raw_exit(EXIT_INTERNAL)
     try:
         if preamble_error is not None:
             _Channel.emit("preamble_error", traceback=_cut(preamble_error))
         else:
             _run_job(job)
         _Channel.emit("done")
+    except _ChannelClosed:
+        status = EXIT_CHANNEL
     except KeyboardInterrupt:
         import traceback
 

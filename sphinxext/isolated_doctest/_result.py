@@ -9,6 +9,7 @@ from typing import Any
 #: The child's exit statuses with a meaning of their own (see ``_child.py``).
 EXIT_INTERRUPTED = 120
 EXIT_INTERNAL = 121
+EXIT_CHANNEL = 122
 
 #: The largest file a child may write, its stdout, stderr and report included;
 #: past it the child is stopped (SIGXFSZ) and reported as flooding its output.
@@ -86,4 +87,6 @@ def describe_exit(returncode: int, events: tuple[dict[str, Any], ...]) -> Fault 
         return Fault(kind="interrupted", message="raised KeyboardInterrupt")
     if returncode == EXIT_INTERNAL:
         return Fault(kind="internal", message="failed inside the doctest runner")
+    if returncode == EXIT_CHANNEL:
+        return Fault(kind="channel", message="closed the file descriptor of the group's results")
     return Fault(kind="exit", message=f"exited with status {returncode}")
