@@ -395,9 +395,9 @@ class _Machinery:
         if cls.doctest is not None:
             return
         import doctest
-        import fcntl  # noqa: F401  # for _high_fd, loaded once here
         import resource
 
+        _HighFd.load()
         _install_compile(doctest)
         cls.doctest, cls.resource = doctest, resource
         cls.runner_class = _make_runner_class(doctest)
@@ -466,14 +466,29 @@ def _open_job_files(prefix: str) -> int:
 def _high_fd(fd: int) -> int:
     """``fd`` moved to the lowest free descriptor from :data:`HIGH_FD`, or from
     half the process's limit if that is lower."""
-    import fcntl
-    import resource
-
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    floor = HIGH_FD if soft == resource.RLIM_INFINITY else min(HIGH_FD, soft // 2)
-    high: int = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+    if _HighFd.fcntl is None:
+        _HighFd.load()
+    high: int = _HighFd.fcntl(fd, _HighFd.command, _HighFd.floor)
     os.close(fd)
     return high
+
+
+class _HighFd:
+    """What :func:`_high_fd` needs, found once (by the fork server, before it forks)."""
+
+    fcntl: Any = None
+    command = 0
+    floor = HIGH_FD
+
+    @classmethod
+    def load(cls) -> None:
+        import fcntl
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft != resource.RLIM_INFINITY:
+            cls.floor = min(HIGH_FD, soft // 2)
+        cls.fcntl, cls.command = fcntl.fcntl, fcntl.F_DUPFD_CLOEXEC
 
 
 def _work(prefix: str, job: Wire, preamble_error: str | None) -> NoReturn:
