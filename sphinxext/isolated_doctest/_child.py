@@ -513,8 +513,8 @@ def _work(prefix: str, job: Wire, preamble_error: str | None) -> NoReturn:
     except KeyboardInterrupt:
         import traceback
 
+        status = EXIT_INTERRUPTED  # even if the events file is gone too
         _Channel.emit("interrupted", traceback=_cut(traceback.format_exc()))
-        status = EXIT_INTERRUPTED
     except BaseException:
         import traceback
 
