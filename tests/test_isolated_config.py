@@ -48,7 +48,7 @@ def test_bad_values_each_warn_then_one_config_error(
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("isolated_doctest_start", "thread", "use one of 'fork', 'spawn'"),
+        ("isolated_doctest_start", "thread", "use one of 'auto', 'fork', 'spawn'"),
         ("isolated_doctest_jobs", "many", "use 'auto' or a whole number from 1"),
         ("isolated_doctest_jobs", True, "use 'auto' or a whole number from 1"),
         ("isolated_doctest_timeout", -1.5, "use a number of seconds, or 0 for none"),
@@ -80,26 +80,43 @@ def test_bad_override_is_named(
     ]
 
 
-def test_fork_without_pidfds_says_to_spawn(
+def test_without_pidfds_auto_spawns_and_fork_says_to(
     make_app: Callable[..., SphinxTestApp], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where the fork server cannot watch its children (no pidfds: not Linux,
-    or a kernel before 5.3), the default start method stops the build at once."""
+    or a kernel before 5.3), the default start method spawns and says so once;
+    asking for ``'fork'`` stops the build at once."""
     srcdir = tmp_path / "src"
     shutil.copytree(ROOTS / "test-isolated-cache", srcdir)
-    monkeypatch.delattr(os, "pidfd_open")
+    # Here, with pidfds, the default forks, and says nothing about it.
+    monkeypatch.setenv("ISOLATED_DOCTEST_RUNS", str(tmp_path / "forked"))
+    status = StringIO()
+    app = make_app("doctest", srcdir=srcdir, freshenv=True, status=status)
+    assert app.builder.settings.start_method == "fork"
+    app.build()
+    assert "fork server" not in status.getvalue()
+    assert sorted((tmp_path / "forked").read_text().split()) == ["a", "b", "c"]
+    app.cleanup()
+
     monkeypatch.setenv("ISOLATED_DOCTEST_RUNS", str(tmp_path / "runs"))
+
+    monkeypatch.delattr(os, "pidfd_open")
     warning = StringIO()
     with pytest.raises(ConfigError):
         make_app("doctest", srcdir=srcdir, freshenv=True, warning=warning,
-                 confoverrides=SHOW_TYPES)
+                 confoverrides={**SHOW_TYPES, "isolated_doctest_start": "fork"})
     assert strip_escape_sequences(warning.getvalue()).splitlines() == [
         f"{srcdir / 'conf.py'}:: WARNING: isolated_doctest_start = 'fork' needs os.fork and "
         "os.pidfd_open (Linux 5.3 or later): use 'spawn' here [isolated_doctest.config]"
     ]
-    app = make_app("doctest", srcdir=srcdir, freshenv=True,
-                   confoverrides={"isolated_doctest_start": "spawn"})
+    status = StringIO()
+    app = make_app("doctest", srcdir=srcdir, freshenv=True, status=status)
     app.build()
+    lines = strip_escape_sequences(status.getvalue()).splitlines()
+    said = "isolated_doctest_start = 'auto': no fork server here (it needs Linux 5.3 or later)"
+    assert [line for line in lines if "fork server" in line] == [
+        f"{said}, so every group starts a fresh interpreter"
+    ]
     # Spawned instead, all three groups run (b fails by design of the root).
     assert sorted((tmp_path / "runs").read_text().split()) == ["a", "b", "c"]
     assert app.statuscode == 1

@@ -79,6 +79,11 @@ class IsolatedDocTestBuilder(Builder):
 
     def init(self) -> None:
         self.settings = Settings.from_config(self.config)
+        if self.config.isolated_doctest_start == "auto" and self.settings.start_method == "spawn":
+            LOGGER.info(
+                __("isolated_doctest_start = 'auto': no fork server here (it needs Linux "
+                   "5.3 or later), so every group starts a fresh interpreter")
+            )
         self.run_settings = RunSettings(
             # What the reference builder gives an example: doctest_path first,
             # then the build's sys.path, conf.py's additions included.

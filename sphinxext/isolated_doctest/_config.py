@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from sphinx.config import Config
 
 ISOLATION_LEVELS = ("group", "document", "block")
-START_METHODS = ("fork", "spawn")
+START_METHODS = ("auto", "fork", "spawn")
 DEFAULT_TIMEOUT = 120
 
 
@@ -43,7 +43,7 @@ def register(app: Sphinx) -> None:
         "isolated_doctest_timeout", DEFAULT_TIMEOUT, "", types=frozenset({int, float})
     )
     app.add_config_value("isolated_doctest_jobs", "auto", "", types=frozenset({str, int}))
-    app.add_config_value("isolated_doctest_start", "fork", "", types=frozenset({str}))
+    app.add_config_value("isolated_doctest_start", "auto", "", types=frozenset({str}))
     app.add_config_value("isolated_doctest_cache", True, "", types=frozenset({bool}))
     app.add_config_value(
         "isolated_doctest_preamble_note", True, "html", types=frozenset({bool, str})
@@ -114,6 +114,13 @@ def _can_fork_server() -> bool:
     return True
 
 
+def start_method(value: str) -> str:
+    """``"fork"`` or ``"spawn"``, for a checked ``isolated_doctest_start``."""
+    if value == "auto":
+        return "fork" if _can_fork_server() else "spawn"
+    return value
+
+
 def _jobs(value: object) -> int | None:
     """The number of parallel children for a ``isolated_doctest_jobs`` value, or None."""
     if value == "auto":
@@ -141,6 +148,6 @@ class Settings:
             isolation=config.isolated_doctest_isolation,
             timeout=float(config.isolated_doctest_timeout),
             jobs=_jobs(config.isolated_doctest_jobs) or 1,
-            start_method=config.isolated_doctest_start,
+            start_method=start_method(config.isolated_doctest_start),
             cache=config.isolated_doctest_cache,
         )
