@@ -24,6 +24,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "bench" / "_corpus" / "doctest"
@@ -114,9 +115,15 @@ def fresh_interpreter_files() -> Path:
 # -- measuring ---------------------------------------------------------------
 
 
+class Sample(NamedTuple):
+    seconds: float
+    rss_kib: int  # the peak of the measured process itself
+    cpu: float  # user + system seconds, the process's and its children's
+
+
 def run_command(argv: list[str], cwd: Path = ROOT, *, env: dict[str, str] | None = None
-                ) -> tuple[float, int]:
-    """Seconds and peak RSS (KiB) of one command, which must succeed."""
+                ) -> Sample:
+    """Seconds, peak RSS and CPU time of one command, which must succeed."""
     start = time.perf_counter()
     proc = subprocess.Popen(
         argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
@@ -127,7 +134,8 @@ def run_command(argv: list[str], cwd: Path = ROOT, *, env: dict[str, str] | None
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}\n{stderr[-2000:]}")
-    return elapsed, usage.ru_maxrss
+    # wait4 counts the children that the command (and they) waited for.
+    return Sample(elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime)
 
 
 def sphinx(project: Path, out: str, *extra: str, fresh: bool = True) -> list[str]:
@@ -137,12 +145,13 @@ def sphinx(project: Path, out: str, *extra: str, fresh: bool = True) -> list[str
     return argv + list(extra)
 
 
-def fresh_interpreters(folder: Path) -> tuple[float, int]:
+def fresh_interpreters(folder: Path) -> Sample:
     files = sorted(folder.glob("*.txt"))
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda f: run_command([PY, "-m", "doctest", str(f)]), files))
-    return time.perf_counter() - start, max(rss for _, rss in results)
+    return Sample(time.perf_counter() - start, max(r.rss_kib for r in results),
+                  sum(r.cpu for r in results))
 
 
 def warm_up(*argvs: list[str]) -> None:
@@ -153,7 +162,7 @@ def warm_up(*argvs: list[str]) -> None:
         run_command(argv, env=env)
 
 
-def alternate(a, b, rounds: int = ROUNDS) -> tuple[list[tuple[float, int]], ...]:
+def alternate(a, b, rounds: int = ROUNDS) -> tuple[list[Sample], ...]:
     first, second = [], []
     for _ in range(rounds):
         first.append(a())
@@ -161,12 +170,16 @@ def alternate(a, b, rounds: int = ROUNDS) -> tuple[list[tuple[float, int]], ...]
     return first, second
 
 
-def median(samples: list[tuple[float, int]]) -> float:
-    return statistics.median(s for s, _ in samples)
+def median(samples: list[Sample]) -> float:
+    return statistics.median(s.seconds for s in samples)
 
 
-def peak(samples: list[tuple[float, int]]) -> int:
-    return max(r for _, r in samples) // 1024
+def peak(samples: list[Sample]) -> int:
+    return max(s.rss_kib for s in samples) // 1024
+
+
+def median_cpu(samples: list[Sample]) -> float:
+    return statistics.median(s.cpu for s in samples)
 
 
 def main() -> int:
@@ -233,6 +246,9 @@ def main() -> int:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
     print("ratio: (a), (d) = B / A; (b), (c) = A / B (how many times faster B is).")
     print("peak MiB: the measured process itself (for (b) A, the largest single interpreter).")
+    print(f"(a) median CPU seconds, sphinx-build and its children: sphinx.ext.doctest "
+          f"{median_cpu(a_ref):.2f}, isolated {median_cpu(a_ours):.2f}, "
+          f"isolation=document {median_cpu(a_doc):.2f} (on {os.cpu_count()} CPUs)")
     return 0 if all(r[-1] is not False for r in rows) else 1
 
 
