@@ -4,10 +4,10 @@ A child executes this file as a script (``python _child.py serve|once PATH``)
 and never imports the package: importing ``sphinxext.isolated_doctest`` would
 import Sphinx, and the whole point of a child is that nothing but the
 interpreter's own start-up has run before the preamble.  (The parent imports
-this module for its codec, :func:`frame` and :func:`unframe`.)  So, until the
-preamble has run, this module uses only what a bare interpreter has already
-loaded (``sys``, ``os``, ``marshal``, ``_signal``); ``doctest`` and the rest
-are imported after it.
+this module for its codec, :func:`frame` and :func:`unframe`, and for its exit
+statuses.)  So, until the preamble has run, this module uses only what a bare
+interpreter has already loaded (``sys``, ``os``, ``marshal``, ``_signal``);
+``doctest`` and the rest are imported after it.
 
 Everything crossing a process boundary is a *frame*: four bytes of length,
 little-endian, then a ``marshal``-encoded plain value.  Parent and child are the

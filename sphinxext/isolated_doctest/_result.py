@@ -6,10 +6,9 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
-#: The child's exit statuses with a meaning of their own (see ``_child.py``).
-EXIT_INTERRUPTED = 120
-EXIT_INTERNAL = 121
-EXIT_CHANNEL = 122
+# The child's exit statuses with a meaning of their own; that module imports
+# nothing but the interpreter's own.
+from sphinxext.isolated_doctest._child import EXIT_CHANNEL, EXIT_INTERNAL, EXIT_INTERRUPTED
 
 #: The largest file a child may write, its stdout, stderr and report included;
 #: past it the child is stopped (SIGXFSZ) and reported as flooding its output.
