@@ -151,7 +151,6 @@ class _Server:
     #: The environment the server (and so every worker) started with.
     environ: dict[str, str]
     used: bool = False
-    ready: bool = False
     dead: bool = False
     #: Started in place of one that died (which is not done twice).
     restarted: bool = False
@@ -477,8 +476,7 @@ class Executor:
         for answer in answers:
             kind = answer["t"]
             if kind == "ready":
-                server.ready = True
-                continue
+                continue  # its workers report a failed preamble themselves
             run = self._by_prefix.get(answer["job"])
             if run is None or run.returncode is not None:
                 continue
