@@ -198,7 +198,7 @@ class IsolatedDocTestBuilder(Builder):
                 continue
             if self.cache is not None and not self._fresh:
                 key = page.keys[job.index] = job_key(job, self.run_settings)
-                if self._cached(key) is not None:
+                if self.cache.get(key) is not None:
                     continue
             # Keys not needed now are made in the write phase, while the
             # children run: every moment spent here delays the reading.
@@ -258,10 +258,12 @@ class IsolatedDocTestBuilder(Builder):
         for job in jobs:
             if job.error is not None or job.index in running:
                 continue
-            key = keys.get(job.index)
-            if key is None:
-                key = keys[job.index] = job_key(job, self.run_settings)
-            cached = self._cached(key)
+            cached = None
+            if self.cache is not None:  # no keys without a cache
+                key = keys.get(job.index)
+                if key is None:
+                    key = keys[job.index] = job_key(job, self.run_settings)
+                cached = self._cached(key)
             if cached is not None:
                 results[job.index] = JobResult.from_cache(job.index, cached)
             else:
@@ -351,8 +353,6 @@ class IsolatedDocTestBuilder(Builder):
             LOGGER.info(textwrap.indent(text, "    "))
 
     def finish(self) -> None:
-        self.executor.close()
-
         def s(v: int) -> str:
             return "s" if v != 1 else ""
 
