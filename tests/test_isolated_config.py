@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from sphinx.errors import ConfigError, ExtensionError
+from isolated_helpers import console_warnings, output_body
 from sphinx.util.console import strip_escape_sequences
 
 if TYPE_CHECKING:
@@ -23,61 +23,60 @@ SHOW_TYPES = {"show_warning_types": True}
 
 
 
-def test_bad_values_each_warn_then_one_config_error(
+def test_bad_values_each_error_then_the_build_runs_with_defaults_and_fails(
     make_app: Callable[..., SphinxTestApp], tmp_path: Path
 ) -> None:
+    """One line per bad value, at its line in conf.py; no crash report (which
+    sphinx-build prints for any exception raised while it starts); every group
+    still runs, with the defaults; the exit status is 1."""
     srcdir = tmp_path / "bad-config"
     shutil.copytree(ROOTS / "test-isolated-bad-config", srcdir)
-    warning = StringIO()
-    with pytest.raises(ConfigError) as error:
-        make_app("doctest", srcdir=srcdir, freshenv=True, warning=warning, confoverrides=SHOW_TYPES)
-    assert str(error.value) == (
-        "3 isolated_doctest setting(s) in conf.py cannot be used; see the warnings above"
-    )
+    app = make_app("doctest", srcdir=srcdir, freshenv=True, confoverrides=SHOW_TYPES)
     conf = srcdir / "conf.py"
-    assert sorted(strip_escape_sequences(warning.getvalue()).splitlines()) == [
-        f"{conf}:3: WARNING: isolated_doctest_isolation = 'bogus': "
-        "use one of 'group', 'document', 'block' [isolated_doctest.config]",
-        f"{conf}:4: WARNING: isolated_doctest_jobs = 0: "
-        "use 'auto' or a whole number from 1 [isolated_doctest.config]",
-        f"{conf}:5: WARNING: isolated_doctest_timeout = -1: "
-        "use a number of seconds, or 0 for none [isolated_doctest.config]",
+    assert console_warnings(app).splitlines() == [
+        f"{conf}:3: ERROR: isolated_doctest_isolation = 'bogus': use one of 'group', "
+        "'document', 'block'; this build runs with the default, 'group', and fails "
+        "[isolated_doctest.config]",
+        f"{conf}:5: ERROR: isolated_doctest_timeout = -1: use a number of seconds, or 0 "
+        "for none; this build runs with the default, 120, and fails [isolated_doctest.config]",
+        f"{conf}:4: ERROR: isolated_doctest_jobs = 0: use 'auto' or a whole number from 1; "
+        "this build runs with the default, 'auto', and fails [isolated_doctest.config]",
     ]
+    settings = app.builder.settings
+    assert (settings.isolation, settings.timeout, settings.jobs) == ("group", 120, os.cpu_count())
+    app.build()
+    assert "1 passed and 0 failed." in output_body(app)
+    assert app.statuscode == 1
 
 
 @pytest.mark.parametrize(
-    ("name", "value", "message"),
+    ("name", "value", "message", "default"),
     [
-        ("isolated_doctest_start", "thread", "use one of 'auto', 'fork', 'spawn'"),
-        ("isolated_doctest_jobs", "many", "use 'auto' or a whole number from 1"),
-        ("isolated_doctest_jobs", True, "use 'auto' or a whole number from 1"),
-        ("isolated_doctest_timeout", -1.5, "use a number of seconds, or 0 for none"),
+        ("isolated_doctest_start", "thread", "use one of 'auto', 'fork', 'spawn'", "'auto'"),
+        ("isolated_doctest_jobs", "many", "use 'auto' or a whole number from 1", "'auto'"),
+        ("isolated_doctest_jobs", True, "use 'auto' or a whole number from 1", "'auto'"),
+        ("isolated_doctest_timeout", -1.5, "use a number of seconds, or 0 for none", "120"),
     ],
 )
-def test_bad_override_is_named(
+def test_bad_override_is_named_as_one(
     make_app: Callable[..., SphinxTestApp],
     tmp_path: Path,
     name: str,
     value: object,
     message: str,
+    default: str,
 ) -> None:
-    """A value given with -D (not in conf.py) is still reported, against conf.py."""
+    """A value given with -D has no line in conf.py: the message says where it came from."""
     srcdir = tmp_path / "src"
     shutil.copytree(ROOTS / "test-isolated-cache", srcdir)
-    warning = StringIO()
-    with pytest.raises(ConfigError):
-        make_app(
-            "doctest",
-            srcdir=srcdir,
-            freshenv=True,
-            warning=warning,
-            confoverrides={**SHOW_TYPES, name: value},
-        )
-    # Sphinx reads a location without ':' as a document name, and there is no
-    # environment yet: so a value set with -D (no line in conf.py) shows as "conf.py::".
-    assert strip_escape_sequences(warning.getvalue()).splitlines() == [
-        f"{srcdir / 'conf.py'}:: WARNING: {name} = {value!r}: {message} [isolated_doctest.config]"
+    app = make_app(
+        "doctest", srcdir=srcdir, freshenv=True, confoverrides={**SHOW_TYPES, name: value}
+    )
+    assert console_warnings(app).splitlines() == [
+        f"ERROR: {name} = {value!r} (set with -D): {message}; this build runs with the "
+        f"default, {default}, and fails [isolated_doctest.config]"
     ]
+    assert app.statuscode == 1
 
 
 def test_without_pidfds_auto_spawns_and_fork_says_to(
@@ -85,7 +84,7 @@ def test_without_pidfds_auto_spawns_and_fork_says_to(
 ) -> None:
     """Where the fork server cannot watch its children (no pidfds: not Linux,
     or a kernel before 5.3), the default start method spawns and says so once;
-    asking for ``'fork'`` stops the build at once."""
+    asking for ``'fork'`` is an error: the build spawns and fails."""
     srcdir = tmp_path / "src"
     shutil.copytree(ROOTS / "test-isolated-cache", srcdir)
     # Here, with pidfds, the default forks, and says nothing about it.
@@ -101,14 +100,16 @@ def test_without_pidfds_auto_spawns_and_fork_says_to(
     monkeypatch.setenv("ISOLATED_DOCTEST_RUNS", str(tmp_path / "runs"))
 
     monkeypatch.delattr(os, "pidfd_open")
-    warning = StringIO()
-    with pytest.raises(ConfigError):
-        make_app("doctest", srcdir=srcdir, freshenv=True, warning=warning,
-                 confoverrides={**SHOW_TYPES, "isolated_doctest_start": "fork"})
-    assert strip_escape_sequences(warning.getvalue()).splitlines() == [
-        f"{srcdir / 'conf.py'}:: WARNING: isolated_doctest_start = 'fork' needs os.fork and "
-        "os.pidfd_open (Linux 5.3 or later): use 'spawn' here [isolated_doctest.config]"
+    app = make_app("doctest", srcdir=srcdir, freshenv=True,
+                   confoverrides={**SHOW_TYPES, "isolated_doctest_start": "fork"})
+    assert console_warnings(app).splitlines() == [
+        "ERROR: isolated_doctest_start = 'fork' (set with -D): it needs os.fork and "
+        "os.pidfd_open (Linux 5.3 or later): use 'auto' or 'spawn' here; this build runs "
+        "with the default, 'auto', and fails [isolated_doctest.config]"
     ]
+    assert app.builder.settings.start_method == "spawn"
+    assert app.statuscode == 1
+    app.cleanup()
     status = StringIO()
     app = make_app("doctest", srcdir=srcdir, freshenv=True, status=status)
     app.build()
@@ -154,15 +155,29 @@ def test_bad_timeout_option_is_docutils_error_at_its_line(app: SphinxTestApp) ->
     assert app.statuscode == 0
 
 
+@pytest.mark.parametrize(
+    "extensions",
+    [
+        ["sphinx.ext.doctest", "sphinxext.isolated_doctest"],
+        ["sphinxext.isolated_doctest", "sphinx.ext.doctest"],
+    ],
+)
 def test_both_extensions_is_an_error(
-    make_app: Callable[..., SphinxTestApp], tmp_path: Path
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path, extensions: list[str]
 ) -> None:
+    """In either order: one line that says what to remove, no crash report,
+    the reference builder alone runs, and the build fails."""
     srcdir = tmp_path / "src"
     shutil.copytree(ROOTS / "test-isolated-cache", srcdir)
-    with pytest.raises(ExtensionError, match=r"remove 'sphinx\.ext\.doctest' from extensions"):
-        make_app(
-            "doctest",
-            srcdir=srcdir,
-            freshenv=True,
-            confoverrides={"extensions": ["sphinx.ext.doctest", "sphinxext.isolated_doctest"]},
-        )
+    app = make_app(
+        "doctest", srcdir=srcdir, freshenv=True,
+        confoverrides={**SHOW_TYPES, "extensions": extensions},
+    )
+    assert console_warnings(app).splitlines() == [
+        f"{srcdir / 'conf.py'}:1: ERROR: while setting up extension "
+        "sphinxext.isolated_doctest: sphinxext.isolated_doctest replaces sphinx.ext.doctest: "
+        "remove 'sphinx.ext.doctest' from extensions in conf.py; this build runs "
+        "sphinx.ext.doctest alone and fails [isolated_doctest.config]"
+    ]
+    assert type(app.builder).__module__ == "sphinx.ext.doctest"
+    assert app.statuscode == 1

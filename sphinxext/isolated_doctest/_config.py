@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sphinx.errors import ConfigError
-
 from sphinxext.isolated_doctest._shared import Subtype, line_of, warn
 
 if TYPE_CHECKING:
@@ -19,6 +17,14 @@ if TYPE_CHECKING:
 ISOLATION_LEVELS = ("group", "document", "block")
 START_METHODS = ("auto", "fork", "spawn")
 DEFAULT_TIMEOUT = 120
+#: The defaults of the values :func:`check` checks, which replace a bad value.
+DEFAULTS = {
+    "isolated_doctest_isolation": "group",
+    "isolated_doctest_timeout": DEFAULT_TIMEOUT,
+    "isolated_doctest_jobs": "auto",
+    "isolated_doctest_start": "auto",
+    "isolated_doctest_preamble_note": True,
+}
 
 
 def register(app: Sphinx) -> None:
@@ -38,68 +44,74 @@ def register(app: Sphinx) -> None:
     app.add_config_value("doctest_fail_fast", False, "", types=frozenset({bool}))
     # Ours.  The preamble is read into the doctrees (for the HTML note).
     app.add_config_value("isolated_doctest_preamble", "", "env", types=frozenset({str}))
-    app.add_config_value("isolated_doctest_isolation", "group", "", types=frozenset({str}))
     app.add_config_value(
-        "isolated_doctest_timeout", DEFAULT_TIMEOUT, "", types=frozenset({int, float})
+        "isolated_doctest_isolation", DEFAULTS["isolated_doctest_isolation"], "",
+        types=frozenset({str}),
     )
-    app.add_config_value("isolated_doctest_jobs", "auto", "", types=frozenset({str, int}))
-    app.add_config_value("isolated_doctest_start", "auto", "", types=frozenset({str}))
+    app.add_config_value(
+        "isolated_doctest_timeout", DEFAULTS["isolated_doctest_timeout"], "",
+        types=frozenset({int, float}),
+    )
+    app.add_config_value(
+        "isolated_doctest_jobs", DEFAULTS["isolated_doctest_jobs"], "", types=frozenset({str, int})
+    )
+    app.add_config_value(
+        "isolated_doctest_start", DEFAULTS["isolated_doctest_start"], "", types=frozenset({str})
+    )
     app.add_config_value("isolated_doctest_cache", True, "", types=frozenset({bool}))
     app.add_config_value(
-        "isolated_doctest_preamble_note", True, "html", types=frozenset({bool, str})
+        "isolated_doctest_preamble_note", DEFAULTS["isolated_doctest_preamble_note"], "html",
+        types=frozenset({bool, str}),
     )
 
 
 def check(app: Sphinx, config: Config) -> None:
-    """``config-inited``: log each bad value, then stop with one error."""
+    """``config-inited``: report each value that cannot be used, at its line.
+
+    The build goes on with that setting's default and fails at the end (exit
+    status 1): every result is still reported, and no crash report is printed,
+    as sphinx-build prints one for any exception raised here.
+    """
     problems: list[tuple[str, str]] = []
     if config.isolated_doctest_isolation not in ISOLATION_LEVELS:
-        problems.append((
-            "isolated_doctest_isolation",
-            f"isolated_doctest_isolation = {config.isolated_doctest_isolation!r}: "
-            f"use one of {', '.join(map(repr, ISOLATION_LEVELS))}",
-        ))
+        problems.append(
+            ("isolated_doctest_isolation", f"use one of {', '.join(map(repr, ISOLATION_LEVELS))}")
+        )
     if config.isolated_doctest_start not in START_METHODS:
+        problems.append(
+            ("isolated_doctest_start", f"use one of {', '.join(map(repr, START_METHODS))}")
+        )
+    elif config.isolated_doctest_start == "fork" and not _can_fork_server():
         problems.append((
             "isolated_doctest_start",
-            f"isolated_doctest_start = {config.isolated_doctest_start!r}: "
-            f"use one of {', '.join(map(repr, START_METHODS))}",
-        ))
-    if config.isolated_doctest_start == "fork" and not _can_fork_server():
-        problems.append((
-            "isolated_doctest_start",
-            "isolated_doctest_start = 'fork' needs os.fork and os.pidfd_open "
-            "(Linux 5.3 or later): use 'spawn' here",
+            "it needs os.fork and os.pidfd_open (Linux 5.3 or later): use 'auto' or 'spawn' here",
         ))
     timeout = config.isolated_doctest_timeout
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-        problems.append((
-            "isolated_doctest_timeout",
-            f"isolated_doctest_timeout = {timeout!r}: use a number of seconds, or 0 for none",
-        ))
-    jobs = config.isolated_doctest_jobs
-    if _jobs(jobs) is None:
-        problems.append((
-            "isolated_doctest_jobs",
-            f"isolated_doctest_jobs = {jobs!r}: use 'auto' or a whole number from 1",
-        ))
+        problems.append(("isolated_doctest_timeout", "use a number of seconds, or 0 for none"))
+    if _jobs(config.isolated_doctest_jobs) is None:
+        problems.append(("isolated_doctest_jobs", "use 'auto' or a whole number from 1"))
     note = config.isolated_doctest_preamble_note
     if isinstance(note, str) and "{preamble}" not in note:
         problems.append((
             "isolated_doctest_preamble_note",
-            f"isolated_doctest_preamble_note = {note!r}: a text must contain '{{preamble}}', "
-            "or use True or False",
+            "a text must contain '{preamble}', or use True or False",
         ))
     conf_py = Path(app.confdir, "conf.py") if app.confdir else None
-    for name, problem in problems:
-        line = line_of(conf_py, name) if conf_py else None
-        location = f"{conf_py}:{line or ''}" if conf_py else None
-        warn("%s", problem, subtype=Subtype.CONFIG, location=location)
-    if problems:
-        raise ConfigError(
-            f"{len(problems)} isolated_doctest setting(s) in conf.py cannot be used; "
-            "see the warnings above"
+    for name, fix in problems:
+        value, default = getattr(config, name), DEFAULTS[name]
+        if name in config.overrides or conf_py is None:
+            where, location = " (set with -D)", None
+        else:
+            where, location = "", f"{conf_py}:{line_of(conf_py, name) or 1}"
+        warn(
+            "%s = %r%s: %s; this build runs with the default, %r, and fails",
+            name, value, where, fix, default,
+            subtype=Subtype.CONFIG, location=location, error=True,
         )
+        setattr(config, name, default)
+    if problems:
+        app.statuscode = 1
 
 
 def _can_fork_server() -> bool:

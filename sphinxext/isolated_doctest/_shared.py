@@ -33,11 +33,12 @@ def warn(
     *args: object,
     subtype: Subtype,
     location: Node | tuple[str, int | None] | str | None = None,
+    error: bool = False,
 ) -> None:
-    """Emit a warning of type ``isolated_doctest``; Sphinx appends ``[type.subtype]``."""
-    LOGGER.warning(
-        message, *args, type="isolated_doctest", subtype=str(subtype), location=location
-    )
+    """Emit a warning of type ``isolated_doctest`` (an error if ``error``); Sphinx
+    appends ``[type.subtype]``."""
+    log = LOGGER.error if error else LOGGER.warning
+    log(message, *args, type="isolated_doctest", subtype=str(subtype), location=location)
 
 
 def line_of(path: Path, prefix: str) -> int | None:
