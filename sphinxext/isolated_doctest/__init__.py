@@ -8,12 +8,13 @@ before anything else is imported, and cannot hang, crash or leak into the build.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sphinxext.isolated_doctest import _config, _directives
 from sphinxext.isolated_doctest._builder import IsolatedDocTestBuilder
 from sphinxext.isolated_doctest._job import NAMED_PREAMBLES
-from sphinxext.isolated_doctest._shared import Subtype
+from sphinxext.isolated_doctest._shared import Subtype, line_of, warn
 
 if TYPE_CHECKING:
     from docutils import nodes
@@ -36,13 +37,26 @@ def _stop(app: Sphinx, exception: Exception | None) -> None:
 
 
 def setup(app: Sphinx) -> ExtensionMetadata:
-    if "sphinx.ext.doctest" in app.extensions:
-        from sphinx.errors import ExtensionError
-
-        raise ExtensionError(
-            "sphinxext.isolated_doctest replaces sphinx.ext.doctest: "
-            "remove 'sphinx.ext.doctest' from extensions in conf.py"
+    metadata: ExtensionMetadata = {
+        "version": __version__,
+        "parallel_read_safe": True,
+        "parallel_write_safe": True,
+    }
+    if "sphinx.ext.doctest" in {*app.extensions, *app.config.extensions}:
+        # Both would register the same directives and builder; Sphinx stops
+        # with a crash report on the second.  Leave the field to the reference
+        # builder, say why, and fail the build.
+        conf_py = Path(app.confdir, "conf.py")
+        warn(
+            "sphinxext.isolated_doctest replaces sphinx.ext.doctest: remove "
+            "'sphinx.ext.doctest' from extensions in conf.py; this build runs "
+            "sphinx.ext.doctest alone and fails",
+            subtype=Subtype.CONFIG,
+            location=f"{conf_py}:{line_of(conf_py, 'extensions') or 1}",
+            error=True,
         )
+        app.statuscode = 1
+        return metadata
     _directives.register(app)
     _config.register(app)
     app.add_builder(IsolatedDocTestBuilder)
@@ -56,8 +70,4 @@ def setup(app: Sphinx) -> ExtensionMetadata:
         pass
     else:
         setup_html(app)
-    return {
-        "version": __version__,
-        "parallel_read_safe": True,
-        "parallel_write_safe": True,
-    }
+    return metadata
