@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sphinx.errors import ConfigError
 from xref_fixtures import DEMO_ENTRIES, SPHINX_ENTRIES, copy_root, warning_lines, write_inventory
 
 if TYPE_CHECKING:
@@ -200,12 +199,56 @@ def test_inventory_unavailable_says_why_once_and_counts(
     del index
 
 
-def test_bad_config_lists_what_is_allowed(
+def test_bad_config_is_an_error_and_the_build_fails_with_the_default(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path
+) -> None:
+    app = _basic_app(make_app, tmp_path, xref_check_scope="everything")
+    assert warning_lines(app)[0] == (
+        "ERROR: invalid xref_check_scope = 'everything' (set with -D): expected \"external\" "
+        "or \"all\"; this build runs with the default, 'external', and fails"
+    )
+    app.build()
+    assert "[xref_check.not_found]" in app.warning.getvalue()
+    assert app.statuscode == 1
+
+
+def test_bad_config_in_conf_py_is_an_error_at_its_line(
     make_app: Callable[..., SphinxTestApp], tmp_path: Path
 ) -> None:
     srcdir = copy_root("xref-basic", tmp_path)
-    with pytest.raises(ConfigError, match='xref_check_scope: "external" or "all"'):
-        make_app("html", srcdir=srcdir, confoverrides={"xref_check_scope": "everything"})
+    conf = srcdir / "conf.py"
+    conf.write_text(conf.read_text() + 'xref_check_scope = "everything"\n')
+    app = make_app("html", srcdir=srcdir)
+    line = len(conf.read_text().splitlines())
+    assert warning_lines(app) == [
+        f"{conf}:{line}: ERROR: invalid xref_check_scope = 'everything': expected "
+        "\"external\" or \"all\"; this build runs with the default, 'external', and fails"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "xref_check_baseline: cannot read {path} (No such file or directory); create "
+               'it with "python -m sphinxext.xref_check baseline <outdir>/xref_check.json '
+               '-o missing.txt" or unset xref_check_baseline'),
+        ("index py:meth\n", "{path}:1: expected \"docname role target\" (three fields "
+                              "separated by spaces), got 'index py:meth'"),
+    ],
+)
+def test_unusable_baseline_is_an_error_and_the_build_fails_without_it(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path, text: str | None, message: str
+) -> None:
+    if text is None:
+        app = _basic_app(make_app, tmp_path, xref_check_baseline="missing.txt")
+        path = app.srcdir / "missing.txt"
+    else:
+        app = _basic_app(make_app, tmp_path, baseline=text)
+        path = app.srcdir / "baseline.txt"
+    error = f"ERROR: {message.format(path=path)}; this build uses no baseline"
+    assert warning_lines(app)[0] == error
+    app.build()
+    assert app.statuscode == 1
 
 
 REAL = {

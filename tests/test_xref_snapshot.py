@@ -7,7 +7,6 @@ import json
 from typing import TYPE_CHECKING
 
 import pytest
-from sphinx.errors import ConfigError
 from xref_fixtures import DEMO_ENTRIES, copy_root, serve, warning_lines, write_inventory
 
 from sphinxext.xref_check._cli import main
@@ -81,18 +80,71 @@ def test_snapshot_only_mode_needs_no_network(
     ]
 
 
+@pytest.mark.parametrize("mode", ["fallback", "only"])
 def test_corrupted_snapshot_is_a_clear_error(
-    make_app: Callable[..., SphinxTestApp], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    mode: str,
 ) -> None:
-    srcdir, _url = take_snapshot(tmp_path, monkeypatch)
+    """The damaged file is named with the command that takes the snapshot again;
+    the build goes on (with "only", still without the network) and fails."""
+    srcdir, url = take_snapshot(tmp_path, monkeypatch)
     folder = srcdir / "_inventories"
     (folder / "demo.inv").write_bytes(b"tampered")
-    with pytest.raises(ConfigError) as info:
-        make_app("html", srcdir=srcdir)
-    assert str(info.value) == (
-        f"the inventory snapshot in {folder} does not match its lock file; take it again "
-        f"with: python -m sphinxext.xref_check snapshot -c {srcdir} -o {folder}"
+    app = make_app("html", srcdir=srcdir, confoverrides={"xref_check_snapshot_mode": mode})
+    app.build()
+    lock = json.loads((folder / "inventories.lock").read_text())
+    expected = lock["inventories"][0]["sha256"]
+    lines = warning_lines(app)
+    assert lines[:2] == [
+        f"ERROR: xref_check_snapshot: {folder / 'demo.inv'} does not match "
+        f"{folder / 'inventories.lock'}: expected sha256 {expected}, got "
+        f"{hashlib.sha256(b'tampered').hexdigest()}",
+        f"ERROR: xref_check_snapshot: the inventory snapshot in {folder} does not match its "
+        f"lock file; take it again with: python -m sphinxext.xref_check snapshot -c {srcdir} "
+        f"-o {folder}",
+    ]
+    # "fallback" tries the URL (gone with the server), "only" the damaged file.
+    tried = (
+        f"intersphinx inventory '{url}/objects.inv' not fetchable"
+        if mode == "fallback"
+        else f"{folder / 'demo.inv'}: it is not a Sphinx inventory"
     )
+    did_not_load = [line for line in lines if "did not load" in line]
+    assert did_not_load[0].startswith(
+        "WARNING: inventory 'demo' did not load, so references into it are neither linked "
+        f"nor checked: {tried}"
+    )
+    assert did_not_load[1:] == [
+        "WARNING: 2 references into inventory 'demo' were neither linked nor checked because "
+        "it did not load: index.rst:4, index.rst:4 [xref_check.inventory_unavailable]"
+    ]
+    assert "Traceback" not in app.warning.getvalue()
+    assert app.statuscode == 1
+
+
+def test_missing_lock_in_only_mode_still_needs_no_network(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srcdir, url = take_snapshot(tmp_path, monkeypatch)
+    folder = srcdir / "_inventories"
+    (folder / "inventories.lock").unlink()
+    with serve(tmp_path) as live:  # a server that would answer, were it asked
+        app = make_app(
+            "html", srcdir=srcdir,
+            confoverrides={"xref_check_snapshot_mode": "only",
+                           "intersphinx_mapping": {"demo": (live, None)}},
+        )
+        app.build()
+    lines = warning_lines(app)
+    assert lines[0] == (
+        f"ERROR: xref_check_snapshot: no snapshot lock file at {folder / 'inventories.lock'} "
+        f"(No such file or directory); create it with: python -m sphinxext.xref_check "
+        f"snapshot -c {srcdir} -o {folder}"
+    )
+    # The inventory is read from where the snapshot keeps it, not fetched.
+    assert not any(live in line for line in lines)
+    assert app.statuscode == 1
+    del url
 
 
 def test_unreachable_url_fails_the_snapshot_command(

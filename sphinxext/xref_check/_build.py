@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, cast
 
 from docutils import nodes
 from sphinx.addnodes import pending_xref
+from sphinx.errors import ConfigError
 from sphinx.ext.intersphinx import (
     resolve_reference_any_inventory,
     resolve_reference_detect_inventory,
@@ -45,7 +46,7 @@ from sphinxext.xref_check._report import (
     warn_finding,
     warn_stale,
 )
-from sphinxext.xref_check._shared import Subtype, emit_warning
+from sphinxext.xref_check._shared import LOGGER, Subtype, emit_warning
 
 if TYPE_CHECKING:
     from typing import Any
@@ -80,16 +81,32 @@ _STATE: weakref.WeakKeyDictionary[BuildEnvironment, _BuildState] = weakref.WeakK
 
 
 def on_config_inited(app: Sphinx, config: Config) -> None:
-    validate_config(app, config)
+    """Check the settings, apply the snapshot, read the baseline.
+
+    Whatever cannot be used is an error, and the build goes on without it (or
+    with the default) and fails at the end: sphinx-build would print any
+    exception raised here as a crash report.
+    """
     confdir = Path(app.confdir)
+    problems = validate_config(config, confdir / "conf.py")
     xref = XrefConfig.from_config(config, confdir)
     files: dict[str, Path] = {}
     if xref.snapshot is not None:
         # reading and verifying a snapshot needs hashlib and json: only builds with one
         from sphinxext.xref_check._snapshot import apply_snapshot
 
-        files = apply_snapshot(config=config, xref=xref, confdir=confdir)
-    baseline = Baseline.read(xref.baseline) if xref.baseline is not None else None
+        files, snapshot_problems = apply_snapshot(config=config, xref=xref, confdir=confdir)
+        problems += [(f"xref_check_snapshot: {problem}", None) for problem in snapshot_problems]
+    baseline = None
+    if xref.baseline is not None:
+        try:
+            baseline = Baseline.read(xref.baseline)
+        except ConfigError as exc:
+            problems.append((f"{exc}; this build uses no baseline", None))
+    for problem, location in problems:
+        LOGGER.error("%s", problem, location=location)
+    if problems:
+        app.statuscode = 1
     _SETTINGS[config] = _Settings(config=xref, snapshot_files=files, baseline=baseline)
 
 

@@ -6,10 +6,6 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from sphinx.errors import ConfigError
-
-from sphinxext.xref_check._shared import LOGGER
-
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
     from sphinx.config import Config
@@ -107,14 +103,24 @@ def add_config_values(app: Sphinx) -> None:
         app.add_config_value(name, default, rebuild, types=types)
 
 
-def validate_config(app: Sphinx, config: Config) -> None:
-    """Log every bad value, then raise one :exc:`ConfigError` naming what is allowed."""
-    bad: list[str] = []
+def validate_config(config: Config, conf_py: Path) -> list[tuple[str, str | None]]:
+    """What is wrong with each bad value, and where (``conf.py:line``, or None
+    if set with -D); each bad value is then set to its default."""
+    defaults = {name: default for name, default, *_rest in CONFIG_VALUES}
+    problems: list[tuple[str, str | None]] = []
 
     def check(ok: bool, name: str, allowed: str) -> None:
-        if not ok:
-            LOGGER.error("invalid %s = %r: expected %s", name, getattr(config, name), allowed)
-            bad.append(f"{name}: {allowed}")
+        if ok:
+            return
+        where, location = " (set with -D)", None
+        if name not in config.overrides:
+            where, location = "", f"{conf_py}:{_line_of(conf_py, name)}"
+        problems.append((
+            f"invalid {name} = {getattr(config, name)!r}{where}: expected {allowed}; "
+            f"this build runs with the default, {defaults[name]!r}, and fails",
+            location,
+        ))
+        setattr(config, name, defaults[name])
 
     check(config.xref_check_scope in SCOPES, "xref_check_scope", '"external" or "all"')
     check(
@@ -137,6 +143,13 @@ def validate_config(app: Sphinx, config: Config) -> None:
             name,
             "None or a path relative to the folder of conf.py",
         )
-    if bad:
-        msg = "invalid xref_check configuration; allowed values: " + "; ".join(bad)
-        raise ConfigError(msg)
+    return problems
+
+
+def _line_of(conf_py: Path, name: str) -> int:
+    """The line of ``conf.py`` that sets ``name`` (1 if none does)."""
+    try:
+        lines = conf_py.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return 1
+    return next((n for n, line in enumerate(lines, 1) if line.startswith(name)), 1)

@@ -14,11 +14,8 @@ import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from sphinx.errors import ConfigError
-
 from sphinxext.xref_check._compat import intersphinx_projects
 from sphinxext.xref_check._load import diagnose_inventory_bytes
-from sphinxext.xref_check._shared import LOGGER
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -59,18 +56,19 @@ def read_lock(folder: Path) -> list[LockEntry]:
         raise SnapshotError(msg) from None
 
 
-def verify(folder: Path, entries: list[LockEntry]) -> list[str]:
-    """One message per snapshot file whose sha256 differs from the lock file."""
-    problems = []
+def verify(folder: Path, entries: list[LockEntry]) -> dict[str, str]:
+    """Inventory name -> what is wrong, for each snapshot file whose sha256
+    differs from the lock file."""
+    problems = {}
     for entry in entries:
         path = folder / entry.file
         try:
             actual = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError as exc:
-            problems.append(f"{path} cannot be read ({exc.strerror or exc})")
+            problems[entry.name] = f"{path} cannot be read ({exc.strerror or exc})"
             continue
         if actual != entry.sha256:
-            problems.append(
+            problems[entry.name] = (
                 f"{path} does not match {folder / LOCK_NAME}: expected sha256 "
                 f"{entry.sha256}, got {actual}"
             )
@@ -155,30 +153,31 @@ def take_snapshot(
     return list(entries.values()), errors
 
 
-def apply_snapshot(*, config: Config, xref: XrefConfig, confdir: Path) -> dict[str, Path]:
+def apply_snapshot(
+    *, config: Config, xref: XrefConfig, confdir: Path
+) -> tuple[dict[str, Path], list[str]]:
     """Verify the snapshot, then add its files to ``intersphinx_mapping``.
 
     Runs at ``config-inited`` after intersphinx normalised the mapping. Returns the
-    snapshot file of each inventory it applies to.
+    snapshot file of each inventory it applies to, and what is wrong with the
+    snapshot (each problem, then what to do), empty if nothing is. A file that
+    does not match the lock is not used, except with ``"only"``: the network is
+    never used then, so the inventory is read from that file, or fails to load.
     """
     folder = xref.snapshot
     if folder is None:
-        return {}
+        return {}, []
     retake = RETAKE.format(confdir=confdir, folder=folder)
     try:
         entries = read_lock(folder)
     except SnapshotError as exc:
-        msg = f"xref_check_snapshot: {exc}; create it with: {retake}"
-        raise ConfigError(msg) from None
-    problems = verify(folder, entries)
-    for problem in problems:
-        LOGGER.error("xref_check_snapshot: %s", problem)
-    if problems:
-        msg = (
-            f"the inventory snapshot in {folder} does not match its lock file; "
-            f"take it again with: {retake}"
-        )
-        raise ConfigError(msg)
+        if xref.snapshot_mode == "only":
+            # Never the network: each inventory from where a snapshot keeps it.
+            mapping = config.intersphinx_mapping
+            for name, (uri, _locations) in intersphinx_projects(mapping).items():
+                mapping[name] = (name, (uri, (str((folder / f"{name}.inv").resolve()),)))
+        return {}, [f"{exc}; create it with: {retake}"]
+    damaged = verify(folder, entries)
     mapping = config.intersphinx_mapping
     projects = intersphinx_projects(mapping)
     files: dict[str, Path] = {}
@@ -190,8 +189,16 @@ def apply_snapshot(*, config: Config, xref: XrefConfig, confdir: Path) -> dict[s
         path = (folder / entry.file).resolve()
         if xref.snapshot_mode == "only":
             new_locations: tuple[str | None, ...] = (str(path),)
+        elif name in damaged:
+            continue
         else:
             new_locations = (*locations, str(path))
         mapping[entry.name] = (name, (uri, new_locations))
         files[entry.name] = path
-    return files
+    if not damaged:
+        return files, []
+    return files, [
+        *damaged.values(),
+        f"the inventory snapshot in {folder} does not match its lock file; "
+        f"take it again with: {retake}",
+    ]
