@@ -60,3 +60,36 @@ def test_jobs_is_how_many_groups_run_at_once(
     # Six groups of 0.3 s each: with two slots, two of them always overlap.
     assert most_at_once(times) == jobs
 
+
+
+def test_under_sphinx_j_groups_start_while_pages_are_still_read(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``-j 2`` other processes read the pages; each chunk's groups start
+    when it comes back, not once every page is read, and the report is in
+    document order as ever."""
+    times = tmp_path / "times"
+    times.mkdir()
+    monkeypatch.setenv("ISOLATED_DOCTEST_TIMES", str(times))
+    monkeypatch.setenv("ISOLATED_DOCTEST_READ", str(tmp_path / "read"))
+    shutil.copytree(ROOTS / "test-isolated-parallel-read", tmp_path / "src")
+    app = make_app("doctest", srcdir=tmp_path / "src", freshenv=True, parallel=2)
+    try:
+        app.build()
+    finally:
+        app.cleanup()
+    assert app.statuscode == 0
+    body = output_body(app)
+    assert [line for line in body.splitlines() if line.startswith("Document: ")] == [
+        f"Document: p{n:02}" for n in range(40)
+    ]
+    assert body.endswith(
+        "   40 tests\n    0 failures in tests\n"
+        "    0 failures in setup code\n    0 failures in cleanup code\n"
+    )
+    starts = sorted(float(path.read_text()) for path in times.iterdir())
+    assert len(starts) == 40
+    read = float((tmp_path / "read").read_text())
+    # Forty pages at 0.02 s each, in chunks of 14, 14 and 12: the first two
+    # chunks come back about 0.25 s before the last.
+    assert starts[0] < read

@@ -17,8 +17,11 @@ from sphinxext.isolated_doctest._job import NAMED_PREAMBLES
 from sphinxext.isolated_doctest._shared import Subtype, line_of, warn
 
 if TYPE_CHECKING:
+    from collections.abc import Set
+
     from docutils import nodes
     from sphinx.application import Sphinx
+    from sphinx.environment import BuildEnvironment
     from sphinx.util.typing import ExtensionMetadata
 
 __version__ = "0.1.0"
@@ -28,6 +31,16 @@ __all__ = ["NAMED_PREAMBLES", "IsolatedDocTestBuilder", "Subtype", "setup"]
 def _read_ahead(app: Sphinx, doctree: nodes.document) -> None:
     if isinstance(app.builder, IsolatedDocTestBuilder):
         app.builder.read_ahead(app.env.docname, doctree)
+
+
+def _read_ahead_merged(
+    app: Sphinx, env: BuildEnvironment, docnames: Set[str], other: BuildEnvironment
+) -> None:
+    """Under ``-j``, other processes read the pages: start a chunk's groups as
+    soon as it comes back, from the doctrees those processes pickled."""
+    if isinstance(app.builder, IsolatedDocTestBuilder):
+        for docname in sorted(docnames):
+            app.builder.read_ahead(docname, env.get_doctree(docname))
 
 
 def _stop(app: Sphinx, exception: Exception | None) -> None:
@@ -63,6 +76,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     app.connect("config-inited", _config.check)
     # Late, so that the doctree is as it will be pickled (our preambles resolved).
     app.connect("doctree-read", _read_ahead, priority=900)
+    app.connect("env-merge-info", _read_ahead_merged, priority=900)
     app.connect("build-finished", _stop)
     try:
         from sphinxext.isolated_doctest._html import setup_html
