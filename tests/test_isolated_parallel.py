@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import sphinx
 from isolated_helpers import ROOTS, output_body
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def test_under_sphinx_j_groups_start_while_pages_are_still_read(
 ) -> None:
     """With ``-j 2`` other processes read the pages; each chunk's groups start
     when it comes back, not once every page is read, and the report is in
-    document order as ever."""
+    the same order as ever."""
     times = tmp_path / "times"
     times.mkdir()
     monkeypatch.setenv("ISOLATED_DOCTEST_TIMES", str(times))
@@ -80,9 +81,11 @@ def test_under_sphinx_j_groups_start_while_pages_are_still_read(
         app.cleanup()
     assert app.statuscode == 0
     body = output_body(app)
-    assert [line for line in body.splitlines() if line.startswith("Document: ")] == [
-        f"Document: p{n:02}" for n in range(40)
-    ]
+    documents = [line for line in body.splitlines() if line.startswith("Document: ")]
+    if sphinx.version_info < (8,):
+        # Sphinx 7's doctest builder tests pages in the order of a set, and so do we.
+        documents.sort()
+    assert documents == [f"Document: p{n:02}" for n in range(40)]
     assert body.endswith(
         "   40 tests\n    0 failures in tests\n"
         "    0 failures in setup code\n    0 failures in cleanup code\n"
