@@ -36,11 +36,8 @@ def _read_ahead(app: Sphinx, doctree: nodes.document) -> None:
 def _read_ahead_merged(
     app: Sphinx, env: BuildEnvironment, docnames: Set[str], other: BuildEnvironment
 ) -> None:
-    """Under ``-j``, other processes read the pages: start a chunk's groups as
-    soon as it comes back, from the doctrees those processes pickled."""
     if isinstance(app.builder, IsolatedDocTestBuilder):
-        for docname in sorted(docnames):
-            app.builder.read_ahead(docname, env.get_doctree(docname))
+        app.builder.read_ahead_merged(docnames)
 
 
 def _stop(app: Sphinx, exception: Exception | None) -> None:

@@ -209,6 +209,13 @@ class IsolatedDocTestBuilder(Builder):
         self._ahead[docname] = page
         self.executor.pump()
 
+    def read_ahead_merged(self, docnames: Set[str]) -> None:
+        """Under ``-j``, other processes read the pages: submit a chunk's jobs
+        when it comes back (``env-merge-info``), from the doctrees they pickled."""
+        if self._reading_ahead:  # else the write phase loads each doctree once
+            for docname in sorted(docnames):
+                self.read_ahead(docname, self.env.get_doctree(docname))
+
     def _cached(self, key: str) -> dict[str, Any] | None:
         if self.cache is None or self._fresh:
             return None
