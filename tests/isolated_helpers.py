@@ -1,7 +1,8 @@
-"""What a user of the isolated builder reads: output.txt, the console, the warnings."""
+"""What a user of the isolated builder reads: output.txt and .json, the console, the warnings."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,12 @@ ROOTS = Path(__file__).parent / "roots"
 def output_body(app: SphinxTestApp) -> str:
     """output.txt without its dated title."""
     return (app.outdir / "output.txt").read_text(encoding="utf-8").split("\n", 2)[2]
+
+
+def output_json(app: SphinxTestApp) -> dict[str, Any]:
+    """output.json, parsed."""
+    data: dict[str, Any] = json.loads((app.outdir / "output.json").read_text(encoding="utf-8"))
+    return data
 
 
 def console_status(app: SphinxTestApp) -> str:

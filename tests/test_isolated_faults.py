@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 import pytest
-from isolated_helpers import ROOTS, app_with_start, output_body
+from isolated_helpers import ROOTS, app_with_start, output_body, output_json
 from sphinx.util.console import strip_escape_sequences
 
 if TYPE_CHECKING:
@@ -167,7 +166,7 @@ def test_death_after_the_last_example_is_a_cleanup_failure(
         "    0 failures in setup code\n    1 failure in cleanup code\n"
     )
     assert app.statuscode == 1
-    groups = json.loads((app.outdir / "output.json").read_text(encoding="utf-8"))["groups"]
+    groups = output_json(app)["groups"]
     assert [(g["group"], g["status"], g["tests"], g["message"]) for g in groups] == [
         ("leaver", "error", 3, "killed by SIGSEGV")
     ]
@@ -204,7 +203,7 @@ def test_an_example_that_closes_every_descriptor(
         "    0 failures in setup code\n    0 failures in cleanup code\n"
     )
     assert app.statuscode == 1
-    groups = json.loads((app.outdir / "output.json").read_text(encoding="utf-8"))["groups"]
+    groups = output_json(app)["groups"]
     assert [(g["group"], g["status"], g["message"]) for g in groups] == [
         ("daemon", "error", "closed the file descriptor of the group's results"),
         ("after", "passed", ""),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 import pytest
-from isolated_helpers import console_status, output_body
+from isolated_helpers import console_status, output_body, output_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -72,7 +71,7 @@ def test_cache_reruns_only_what_changed(
     assert output_body(second) == output_body(first)
     assert second.statuscode == 1
     assert "3 of 3 groups reported from the cache" in console_status(second).splitlines()
-    data = json.loads((second.outdir / "output.json").read_text(encoding="utf-8"))
+    data = output_json(second)
     assert data["summary"]["cached"] == 3
     assert [(g["group"], g["cached"], g["status"]) for g in data["groups"]] == [
         ("a", True, "passed"),
@@ -112,7 +111,7 @@ def test_json_junit_and_slowest_groups(
     app.build()
     assert app.statuscode == 1
 
-    data = json.loads((app.outdir / "output.json").read_text(encoding="utf-8"))
+    data = output_json(app)
     summary = data["summary"]
     assert {k: v for k, v in summary.items() if k != "seconds"} == {
         "tests": 6,
