@@ -110,10 +110,25 @@ def preamble_label(value: str) -> str:
     return value if value in NAMED_PREAMBLES else "custom"
 
 
+_origins: dict[tuple[str, int, int], str] = {}  # conf.py (path, mtime, size) -> origin
+
+
 def config_preamble_origin(app: Sphinx) -> str:
-    """Where conf.py sets ``isolated_doctest_preamble``, as ``conf.py:LINE``."""
-    line = line_of(Path(app.confdir, "conf.py"), "isolated_doctest_preamble")
-    return f"conf.py:{line}" if line else "conf.py"
+    """Where conf.py sets ``isolated_doctest_preamble``, as ``conf.py:LINE``.
+
+    Asked for on every page: conf.py is read again only when it has changed.
+    """
+    conf_py = Path(app.confdir, "conf.py")
+    try:
+        stat = conf_py.stat()
+    except OSError:
+        return "conf.py"
+    key = (str(conf_py), stat.st_mtime_ns, stat.st_size)
+    origin = _origins.get(key)
+    if origin is None:
+        line = line_of(conf_py, "isolated_doctest_preamble")
+        origin = _origins[key] = f"conf.py:{line}" if line else "conf.py"
+    return origin
 
 
 def keep_raw_preamble(app: Sphinx, doctree: nodes.document) -> None:
@@ -140,7 +155,7 @@ def resolve_preambles(app: Sphinx, doctree: nodes.document) -> None:
     docname = app.env.docname
     source = str(app.env.doc2path(docname, False))
     default = app.config.isolated_doctest_preamble
-    default_origin = config_preamble_origin(app)
+    default_origin = config_preamble_origin(app) if default.strip() else ""
     page_value = app.env.metadata[docname].get(METADATA_FIELD)
     if page_value is not None:
         default = str(doctree.get(RAW_ATTRIBUTE, page_value))
