@@ -370,20 +370,30 @@ def test_ctrl_c_stops_every_child(tmp_path: Path, start: str) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.parametrize(
+    ("start", "lost"), [("fork", "its fork server"), ("spawn", "its parent process")]
+)
 @pytest.mark.sphinx("doctest", testroot="isolated-server-loss", freshenv=True)
-def test_lost_fork_server_fails_one_group_only(
-    app: SphinxTestApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_killing_its_parent_fails_one_group_only(
+    make_app: Callable[..., SphinxTestApp],
+    app_params: tuple[list, dict],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    start: str,
+    lost: str,
 ) -> None:
-    """A group that kills its fork server fails; the group queued behind it runs
-    in a new server, and the killer's worker does not outlive the build."""
+    """A group that kills its parent process (with fork, the fork server; with
+    spawn, never sphinx-build) fails; the group queued behind it runs, and the
+    killer's process does not outlive the build."""
     monkeypatch.setenv("ISOLATED_DOCTEST_PIDS", str(tmp_path))
+    app = app_with_start(make_app, app_params, start)
     app.build()
     body = output_body(app)
     assert (
         'File "index.rst", line 14, in killer\n'
         "Failed example:\n"
         "    os.kill(os.getppid(), signal.SIGKILL); time.sleep(30)\n"
-        "Lost its fork server (exit status -9) in the example at line 14; "
+        f"Lost {lost} (exit status -9) in the example at line 14; "
         "the rest of group 'killer' did not run.\n"
     ) in body
     assert "2 items passed all tests:\n   1 tests in after\n   1 tests in before\n" in body

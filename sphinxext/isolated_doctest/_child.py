@@ -16,8 +16,9 @@ same interpreter, so marshal is both safe and the cheapest codec there is.
 Two modes share the code below:
 
 ``once PREFIX``
-    Read the frame in ``PREFIX.job``, run its preamble, run the job, exit.  One
-    fresh interpreter per job.
+    Fork the job's process (see :func:`_supervise`), which reads the frame in
+    ``PREFIX.job``, runs its preamble, runs the job and exits.  One fresh
+    interpreter per job.
 ``serve CONFIG``
     Read the frame in the file CONFIG, run the preamble and import the doctest
     machinery once, then read job requests from standard input and fork one
@@ -531,7 +532,33 @@ def _work(prefix: str, job: Wire, preamble_error: str | None) -> NoReturn:
         _raw_exit(status)
 
 
+def _supervise(prefix: str) -> None:
+    """Fork the process that runs the job, wait for it here, and end as it did.
+
+    sphinx-build starts this process itself, so it is what the job's examples
+    would see as their parent (``os.getppid()``): an example that signals or
+    kills its parent must reach a process of the job, never the build.  Only
+    the new process returns from here.  This one, once the job's process has
+    ended, leaves ``PREFIX.exit`` (the parent's sign that its status is the
+    job's own) and ends with the same status; a death without that file is
+    this process lost.
+    """
+    pid = os.fork()
+    if pid == 0:
+        return
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)  # die of it, not print it
+    status = _raw_waitpid(pid, 0)[1]
+    os.close(os.open(f"{prefix}.exit", os.O_WRONLY | os.O_CREAT, 0o600))
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        _signal.signal(number, _signal.SIG_DFL)  # Python ignores SIGXFSZ and SIGPIPE
+        os.kill(os.getpid(), number)
+        _raw_exit(128 + number)
+    _raw_exit(os.waitstatus_to_exitcode(status))
+
+
 def _once(prefix: str) -> None:
+    _supervise(prefix)
     job = _read_frame_file(f"{prefix}.job")
     sys.path[:] = job["sys_path"]
     error = _run_preamble(job["preamble"], job["preamble_origin"])

@@ -560,9 +560,15 @@ class Executor:
         stderr, err_size = _tail(f"{prefix}.err")
         if run.fault is None and max(out_size, err_size) >= OUTPUT_LIMIT:
             run.fault = flood_fault()
+        assert run.returncode is not None
+        # Spawned, and no word that the job's process ended: an example killed
+        # the process that started it (see _child._supervise).
+        spawned_lost = run.proc is not None and not os.path.exists(f"{prefix}.exit")
+        if run.fault is None and run.returncode != 0 and spawned_lost:
+            message = f"lost its parent process (exit status {run.returncode})"
+            run.fault = Fault(kind="server", message=message)
         self._by_prefix.pop(prefix, None)
         self._release(run)
-        assert run.returncode is not None
         fault = run.fault or describe_exit(run.returncode, events)
         started = run.started if run.started is not None else run.ended or 0.0
         return JobResult(
@@ -585,7 +591,8 @@ class Executor:
             run.proc.kill()
             run.proc.wait()
         # Only a spawned child has its job in a file.
-        for suffix in (".ev", ".out", ".err", ".job") if run.proc else (".ev", ".out", ".err"):
+        suffixes = (".ev", ".out", ".err", ".job", ".exit") if run.proc else (".ev", ".out", ".err")
+        for suffix in suffixes:
             with contextlib.suppress(OSError):
                 os.unlink(run.prefix + suffix)
 
