@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sphinx.util.console import strip_escape_sequences
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from sphinx.testing.util import SphinxTestApp
 
@@ -89,3 +94,26 @@ def build_with(
         strip_escape_sequences(app.warning.getvalue()),
         app.statuscode,
     )
+
+
+def sphinx_build(
+    srcdir: Path, outdir: Path, *options: str, wrapper: Sequence[str] = ()
+) -> subprocess.CompletedProcess[str]:
+    """``sphinx-build -b doctest -E -q`` (run through ``wrapper``, a command that
+    ends by running its arguments) in its own session; kill that whole session
+    however it ends."""
+    argv = [sys.executable, "-m", "sphinx", "-b", "doctest", "-E", "-q", *options]
+    proc = subprocess.Popen(
+        [*wrapper, *argv, str(srcdir), str(outdir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=90)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 import pytest
-from isolated_helpers import ROOTS, app_with_start, output_body, output_json
+from isolated_helpers import ROOTS, app_with_start, output_body, output_json, sphinx_build
 from sphinx.util.console import strip_escape_sequences
 
 if TYPE_CHECKING:
@@ -252,6 +253,44 @@ def test_floods_are_cut_and_bad_bytes_break_nothing(
     status = strip_escape_sequences(app.status.getvalue()).splitlines()
     at = status.index("stderr of index.rst (not-utf8):")
     assert status[at + 1] == "    err \\xc3( bytes"
+
+
+SMALL_SHM = ["unshare", "--mount", "sh", "-c",
+             'mount -t tmpfs -o size=64m tmpfs /dev/shm && exec "$@"', "sh"]
+
+
+def _why_no_small_shm() -> str | None:
+    """Why this machine cannot give a build a 64 MiB /dev/shm of its own, if it cannot."""
+    if shutil.which("unshare") is None:
+        return "unshare(1) is not installed"
+    probe = subprocess.run([*SMALL_SHM, "true"], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        return f"cannot mount a private /dev/shm (needs root): {probe.stderr.strip()}"
+    return None
+
+
+def test_a_small_dev_shm_loses_nothing(tmp_path: Path) -> None:
+    """A container's /dev/shm is often 64 MiB: a group that floods its output is
+    still a flood there, not a full disk for every group running beside it."""
+    reason = _why_no_small_shm()
+    if reason:
+        pytest.skip(reason)
+    srcdir = tmp_path / "src"
+    shutil.copytree(ROOTS / "test-isolated-flood", srcdir)
+    build = sphinx_build(srcdir, tmp_path / "out", wrapper=SMALL_SHM)
+    assert build.returncode == 1, build.stderr
+    body = (tmp_path / "out" / "output.txt").read_text(encoding="utf-8")
+    assert "No space left on device" not in body
+    assert (
+        'File "index.rst", line 10, in fd-flood\n'
+        "Failed example:\n"
+        "    for _ in range(80): _ = os.write(1, b'x' * 2**20)\n"
+        "Flooded its output (more than 64 MiB written to stdout, stderr or a file) and was "
+        "stopped in the example at line 10; the rest of group 'fd-flood' did not run.\n"
+        "2 items passed all tests:\n"
+        "   1 tests in after\n"
+        "   4 tests in not-utf8\n"
+    ) in body
 
 
 @pytest.mark.sphinx("doctest", testroot="isolated-mongo-hang", freshenv=True)

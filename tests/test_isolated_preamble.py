@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from isolated_helpers import app_with_start, console_status, console_warnings, output_body
+from isolated_helpers import (
+    app_with_start,
+    console_status,
+    console_warnings,
+    output_body,
+    sphinx_build,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -187,35 +188,6 @@ def test_preamble_error_is_a_setup_failure_where_it_was_set(
     assert app.statuscode == 1
 
 
-def _sphinx_build(srcdir: Path, outdir: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    """Run sphinx-build in its own session; kill that whole session however it ends."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sphinx",
-            "-b",
-            "doctest",
-            "-E",
-            "-q",
-            *options,
-            str(srcdir),
-            str(outdir),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=90)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-
-
 @pytest.mark.sphinx("doctest", testroot="isolated-patch-first", freshenv=True)
 def test_page_that_patches_first_passes_without_warning(app: SphinxTestApp, tmp_path: Path) -> None:
     """PyMongo's old page: gevent's patch_all() in its first example, then MongoClient()."""
@@ -231,7 +203,7 @@ def test_page_that_patches_first_passes_without_warning(app: SphinxTestApp, tmp_
     # patch into the next page (and must be run in a process of its own here).
     # -a: Sphinx 7.x tests an update's documents in set order but a full build's
     # sorted, so the patching page comes before the plain one there too.
-    reference = _sphinx_build(
+    reference = sphinx_build(
         app.srcdir, tmp_path / "reference", "-a", "-D", "extensions=sphinx.ext.doctest"
     )
     assert reference.returncode == 1, reference.stderr

@@ -56,12 +56,18 @@ CHILD_SCRIPT = str(Path(__file__).with_name("_child.py"))
 TAIL_BYTES = 8 * 1024
 
 
-def _scratch_dir() -> str | None:
-    """Where job files go: memory-backed where there is such a place, since
-    each job creates and removes a few of them."""
+def _scratch_dir(jobs: int) -> str | None:
+    """Where job files go: memory-backed, since each job creates and removes a
+    few of them, where there is such a place with room for every running job's
+    files at their limit; else the system's temporary folder.  (A container's
+    /dev/shm is often 64 MiB: one flooding group would fill it, and the other
+    groups' results would be lost for want of space.)"""
     shm = "/dev/shm"
     if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
-        return shm
+        free = os.statvfs(shm)
+        # stdout, stderr and results: each may reach the limit.
+        if free.f_bavail * free.f_frsize >= jobs * 3 * OUTPUT_LIMIT:
+            return shm
     return None
 
 
@@ -182,7 +188,7 @@ class Executor:
         #: What each fork server wrote to stderr (its preamble's warnings, say),
         #: filled in as the servers stop.
         self.server_stderr: list[tuple[Preamble, str]] = []
-        self._folder = Path(tempfile.mkdtemp(prefix="isolated-doctest-", dir=_scratch_dir()))
+        self._folder = Path(tempfile.mkdtemp(prefix="isolated-doctest-", dir=_scratch_dir(jobs)))
         self._tokens: tuple[int, int] | None = None
         if self._fork:
             self._tokens = token_pipe(self._jobs)
