@@ -550,6 +550,10 @@ def _supervise(prefix: str) -> None:
     status = _raw_waitpid(pid, 0)[1]
     os.close(os.open(f"{prefix}.exit", os.O_WRONLY | os.O_CREAT, 0o600))
     if os.WIFSIGNALED(status):
+        import resource  # the job's process is gone: nothing to keep pristine
+
+        # The job's process has dumped its core, if the system keeps them: no second.
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         number = os.WTERMSIG(status)
         _signal.signal(number, _signal.SIG_DFL)  # Python ignores SIGXFSZ and SIGPIPE
         os.kill(os.getpid(), number)
