@@ -4,10 +4,12 @@ A fork server (the real one, ``_child.py serve``) runs 300 groups of the shape
 of case (a) of bench_doctest, two at a time; its CPU time and minor page
 faults, and those of its workers, are read from /proc.  Alternating with that,
 it runs 300 jobs with no group: what the process alone costs (the fork, the
-job's files, the exit and the server's bookkeeping).  Under both, a bare fork
-and exit from an interpreter that has loaded doctest.  The same 300 groups then
-run in this process with doctest's own runner, as sphinx.ext.doctest runs
-them.  Medians of ROUNDS rounds; informational, no target (Linux only).
+job's files, the exit and the server's bookkeeping).  Under both, from an
+interpreter that has loaded doctest: a bare fork and exit, and a fork whose
+child does the least any group must (opens its files, compiles and runs its
+statements, writes one result).  The same 300 groups then run in this process
+with doctest's own runner, as sphinx.ext.doctest runs them.  Medians of ROUNDS
+rounds; informational, no target (Linux only).
 """
 
 from __future__ import annotations
@@ -111,15 +113,40 @@ def _stat(pid: int) -> dict[str, float]:
     }
 
 
-BARE_FORK = """
-import doctest, gc, os, resource, sys
+FORKS = """
+import doctest, gc, marshal, os, resource, sys
+n, folder = int(sys.argv[1]), sys.argv[2]
+
+
+def bare(i):
+    os._exit(0)
+
+
+def least(i):
+    # What any forked group must do: its files, its code compiled and run,
+    # its outputs compared, one result written.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    for name, target in (("out", 1), ("err", 2)):
+        fd = os.open(f"{folder}/{i}.{name}", flags, 0o600)
+        os.dup2(fd, target)
+        os.close(fd)
+    events = os.open(f"{folder}/{i}.ev", flags, 0o600)
+    ns = {}
+    exec(compile(f"base = {i}", "page.rst", "exec"), ns)
+    ok = repr(eval(compile("base + 1", "page.rst", "eval"), ns)) == str(i + 1)
+    ok &= repr(eval(compile("sorted({base, 2, 1})[-1] >= 2", "page.rst", "eval"), ns)) == "True"
+    data = marshal.dumps({"t": "done", "ok": ok})
+    os.write(events, len(data).to_bytes(4, "little") + data)
+    os._exit(0)
+
+
+child = {"bare": bare, "least": least}[sys.argv[3]]
 gc.freeze()
-n = int(sys.argv[1])
 c0, s0 = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
-for _ in range(n):
+for i in range(n):
     pid = os.fork()
     if pid == 0:
-        os._exit(0)
+        child(i)
     os.waitpid(pid, 0)
 c1, s1 = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
 cpu = lambda a, b: (b.ru_utime - a.ru_utime + b.ru_stime - a.ru_stime) * 1000 / n
@@ -127,11 +154,13 @@ print(cpu(s0, s1) + cpu(c0, c1))
 """
 
 
-def bare_fork_round() -> float:
-    """CPU ms of a fork and an immediate exit, from an interpreter with doctest
-    loaded (as a fork server is): the floor under any process per group."""
-    out = subprocess.run([sys.executable, "-c", BARE_FORK, str(GROUPS)],
-                         capture_output=True, text=True, check=True).stdout
+def fork_round(child: str) -> float:
+    """CPU ms per fork, from an interpreter with doctest loaded (as a fork
+    server is), of a child that exits at once (``bare``: the floor under any
+    process per group) or does the least a group must (``least``)."""
+    with tempfile.TemporaryDirectory(prefix="group-cost-", dir="/dev/shm") as folder:
+        out = subprocess.run([sys.executable, "-c", FORKS, str(GROUPS), folder, child],
+                             capture_output=True, text=True, check=True).stdout
     return float(out)
 
 
@@ -157,7 +186,8 @@ def main() -> int:
     for _ in range(ROUNDS):  # alternating, as the machine's load drifts
         for empty in rounds:
             rounds[empty].append(forked_round(empty))
-    bare = [bare_fork_round() for _ in range(ROUNDS)]
+    bare = [fork_round("bare") for _ in range(ROUNDS)]
+    least = [fork_round("least") for _ in range(ROUNDS)]
     local = [in_process_round() for _ in range(ROUNDS)]
 
     def med(empty: bool, key: str) -> float:
@@ -172,6 +202,8 @@ def main() -> int:
         print(f"    fork server:   {med(empty, 'server_ms'):.2f} ms, "
               f"{med(empty, 'server_faults'):.0f} faults")
     print(f"  a bare fork and exit, nothing run in the child: {statistics.median(bare):.2f} ms")
+    print("  the least a forked group can cost (its files, its code compiled and run, one "
+          f"result written; no doctest runner, one at a time): {statistics.median(least):.2f} ms")
     print(f"  in-process, one group: {statistics.median(local):.3f} ms")
     total = med(False, "workers_ms") + med(False, "server_ms")
     alone = med(True, "workers_ms") + med(True, "server_ms")
