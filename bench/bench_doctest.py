@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -162,8 +163,11 @@ def warm_up(*argvs: list[str]) -> None:
         run_command(argv, env=env)
 
 
-def alternate(a, b, rounds: int = ROUNDS) -> tuple[list[Sample], ...]:
-    first, second = [], []
+def alternate(
+    a: Callable[[], Sample], b: Callable[[], Sample], rounds: int = ROUNDS
+) -> tuple[list[Sample], list[Sample]]:
+    first: list[Sample] = []
+    second: list[Sample] = []
     for _ in range(rounds):
         first.append(a())
         second.append(b())
@@ -185,7 +189,9 @@ def median_cpu(samples: list[Sample]) -> float:
 def main() -> int:
     python = sys.version.split()[0]
     print(f"rounds: {ROUNDS} (alternating); CPUs: {os.cpu_count()}; Python {python}")
-    rows = []
+    #: case, A's name, A's samples, B's name, B's samples, ratio, target, met
+    #: (None: no target).
+    rows: list[tuple[str, str, list[Sample], str, list[Sample], float, str, bool | None]] = []
 
     plain = plain_pages()
     ref = make_project("a-reference", plain, conf("sphinx.ext.doctest"))

@@ -24,15 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from sphinxext.isolated_doctest._child import frame, unframe
 from sphinxext.isolated_doctest._job import NO_PREAMBLE, Block, GroupSpec, Job, RunSettings
-from sphinxext.isolated_doctest._pool import (
-    CHILD_SCRIPT,
-    frame,
-    job_wire,
-    server_config,
-    token_pipe,
-    unframe,
-)
+from sphinxext.isolated_doctest._pool import CHILD_SCRIPT, job_wire, server_config, token_pipe
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 GROUPS = 300
