@@ -211,6 +211,20 @@ def test_an_example_that_closes_every_descriptor(
     ]
 
 
+#: The flood root's group that writes 80 MiB to fd 1, as output.txt reports
+#: it, and the passing groups after it.
+FD_FLOOD_REPORT = (
+    'File "index.rst", line 10, in fd-flood\n'
+    "Failed example:\n"
+    "    for _ in range(80): _ = os.write(1, b'x' * 2**20)\n"
+    "Flooded its output (more than 64 MiB written to stdout, stderr or a file) and was "
+    "stopped in the example at line 10; the rest of group 'fd-flood' did not run.\n"
+    "2 items passed all tests:\n"
+    "   1 tests in after\n"
+    "   4 tests in not-utf8\n"
+)
+
+
 @pytest.mark.parametrize("start", ["fork", "spawn"])
 @pytest.mark.sphinx("doctest", testroot="isolated-flood", freshenv=True)
 def test_floods_are_cut_and_bad_bytes_break_nothing(
@@ -233,17 +247,7 @@ def test_floods_are_cut_and_bad_bytes_break_nothing(
     ]
     assert lines[at + 5] == "Got:"
     assert lines[at + 7].startswith("[... ") and lines[at + 7].endswith(" characters cut ...]")
-    assert (
-        f"{DIVIDER}\n"
-        'File "index.rst", line 10, in fd-flood\n'
-        "Failed example:\n"
-        "    for _ in range(80): _ = os.write(1, b'x' * 2**20)\n"
-        "Flooded its output (more than 64 MiB written to stdout, stderr or a file) and was "
-        "stopped in the example at line 10; the rest of group 'fd-flood' did not run.\n"
-        "2 items passed all tests:\n"
-        "   1 tests in after\n"
-        "   4 tests in not-utf8\n"
-    ) in body
+    assert f"{DIVIDER}\n{FD_FLOOD_REPORT}" in body
     assert body.endswith(
         "\nDoctest summary\n===============\n    8 tests\n    2 failures in tests\n"
         "    0 failures in setup code\n    0 failures in cleanup code\n"
@@ -281,16 +285,7 @@ def test_a_small_dev_shm_loses_nothing(tmp_path: Path) -> None:
     assert build.returncode == 1, build.stderr
     body = (tmp_path / "out" / "output.txt").read_text(encoding="utf-8")
     assert "No space left on device" not in body
-    assert (
-        'File "index.rst", line 10, in fd-flood\n'
-        "Failed example:\n"
-        "    for _ in range(80): _ = os.write(1, b'x' * 2**20)\n"
-        "Flooded its output (more than 64 MiB written to stdout, stderr or a file) and was "
-        "stopped in the example at line 10; the rest of group 'fd-flood' did not run.\n"
-        "2 items passed all tests:\n"
-        "   1 tests in after\n"
-        "   4 tests in not-utf8\n"
-    ) in body
+    assert FD_FLOOD_REPORT in body
 
 
 @pytest.mark.sphinx("doctest", testroot="isolated-mongo-hang", freshenv=True)

@@ -567,10 +567,10 @@ class Executor:
         if run.fault is None and max(out_size, err_size) >= OUTPUT_LIMIT:
             run.fault = flood_fault()
         assert run.returncode is not None
-        # Spawned, and no word that the job's process ended: an example killed
-        # the process that started it (see _child._supervise).
-        spawned_lost = run.proc is not None and not os.path.exists(f"{prefix}.exit")
-        if run.fault is None and run.returncode != 0 and spawned_lost:
+        # Spawned, failed, and no word that the job's process ended: an example
+        # killed the process that started it (see _child._supervise).
+        if (run.fault is None and run.returncode != 0 and run.proc is not None
+                and not os.path.exists(f"{prefix}.exit")):
             message = f"lost its parent process (exit status {run.returncode})"
             run.fault = Fault(kind="server", message=message)
         self._by_prefix.pop(prefix, None)
