@@ -18,14 +18,16 @@ rewrite are kept in a small file next to the doctrees.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import weakref
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from docutils import nodes
 from sphinx.addnodes import pending_xref
-from sphinx.errors import ConfigError
+from sphinx.errors import ConfigError, NoUri
 from sphinx.ext.intersphinx import (
     resolve_reference_any_inventory,
     resolve_reference_detect_inventory,
@@ -36,6 +38,7 @@ from sphinx.transforms.post_transforms import ReferencesResolver, SphinxPostTran
 from sphinxext.xref_check._check import Checker, Finding, Reference, reference_of
 from sphinxext.xref_check._compat import intersphinx_projects
 from sphinxext.xref_check._config import XrefConfig, validate_config
+from sphinxext.xref_check._installed import clear_caches
 from sphinxext.xref_check._load import LoadCapture, inspect_inventories, version_skew
 from sphinxext.xref_check._report import (
     REPORT_NAME,
@@ -47,8 +50,10 @@ from sphinxext.xref_check._report import (
     warn_stale,
 )
 from sphinxext.xref_check._shared import LOGGER, Subtype, emit_warning
+from sphinxext.xref_check._source import clear_caches as clear_source_caches
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from sphinx.application import Sphinx
@@ -154,6 +159,9 @@ def on_builder_inited_after_load(app: Sphinx) -> None:
         skew = version_skew(status, python_version=python_version)
         if skew is not None:
             emit_warning(Subtype.VERSION_SKEW, skew)
+    # what earlier builds in this process imported may have changed since
+    clear_caches()
+    clear_source_caches()
     checker = Checker(env=env, config=settings.config, statuses=statuses)
     _STATE[env] = _BuildState(
         settings=settings,
@@ -162,9 +170,62 @@ def on_builder_inited_after_load(app: Sphinx) -> None:
     )
 
 
-def _record(state: _BuildState, finding: Finding, node: pending_xref) -> None:
+def _record(state: _BuildState, finding: Finding, node: pending_xref, ref: Reference) -> None:
     state.findings.append(finding)
-    warn_finding(finding, location=node, baseline=state.settings.baseline)
+    # a docstring's reference points at its line in the .py file, which the node
+    # does not know
+    location = ref.location if ref.location is not None else node
+    warn_finding(finding, location=location, baseline=state.settings.baseline)
+
+
+def _sphinx_silences(
+    app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: nodes.TextElement
+) -> bool:
+    """Whether Sphinx leaves *node* unlinked on purpose, and says nothing about it.
+
+    Sphinx calls every ``missing-reference`` listener and takes the first answer,
+    so this one cannot see the others': a reference that another listener
+    resolves (the Python domain's builtin resolver takes ``None``, builtin classes
+    and ``typing`` names) or declines with ``NoUri`` is asked of them again. One
+    that ``nitpick_ignore`` or ``nitpick_ignore_regex`` lists is not warned about
+    either.
+    """
+    domain = node.get("refdomain") or ""
+    reftype = node["reftype"]
+    target = node["reftarget"]
+    config = app.config
+    dtype = f"{domain}:{reftype}" if domain else reftype
+    pairs = [(dtype, target)]
+    if domain in {"", "std"}:
+        pairs.append((reftype, target))
+    ignore = config.nitpick_ignore
+    if ignore and any(pair in ignore for pair in pairs):
+        return True
+    for type_pattern, target_pattern in config.nitpick_ignore_regex:
+        for kind, name in pairs:
+            if re.fullmatch(type_pattern, kind) and re.fullmatch(target_pattern, name):
+                return True
+    for handler in _other_resolvers(app):
+        try:
+            if handler(app, env, node.deepcopy(), contnode.deepcopy()) is not None:
+                return True
+        except NoUri:
+            return True
+        except Exception:  # the real call, earlier, succeeded or failed the build
+            continue
+    return False
+
+
+def _other_resolvers(app: Sphinx) -> list[Callable[..., object]]:
+    """The ``missing-reference`` listeners but intersphinx's and this extension's."""
+    registered = app.events.listeners.get("missing-reference", ())
+    listeners = sorted(registered, key=attrgetter("priority"))
+    return [
+        listener.handler
+        for listener in listeners
+        if listener.handler is not on_missing_reference
+        and not getattr(listener.handler, "__module__", "").startswith("sphinx.ext.intersphinx")
+    ]
 
 
 def _reference(state: _BuildState, node: pending_xref, env: BuildEnvironment) -> Reference:
@@ -205,9 +266,11 @@ def on_missing_reference(
     if resolved or _intersphinx_resolves(state, env, node, contnode):
         finding = checker.gone_from_installed(ref)
         if finding is not None:
-            _record(state, finding, node)
+            _record(state, finding, node, ref)
         return None
-    _record(state, checker.explain(ref), node)
+    if checker.failed_inventory(ref) is None and _sphinx_silences(app, env, node, contnode):
+        return None
+    _record(state, checker.explain(ref), node, ref)
     # The text, as Sphinx renders an unresolved reference; returning it keeps Sphinx
     # (and the standard domain, for :ref:) from repeating the warning in other words.
     return contnode
@@ -239,9 +302,9 @@ class ExternalReferenceCheck(SphinxPostTransform):
             if found is not None:
                 finding = state.checker.gone_from_installed(ref)
                 if finding is not None:
-                    _record(state, finding, node)
+                    _record(state, finding, node, ref)
                 continue
-            _record(state, state.checker.explain(ref), node)
+            _record(state, state.checker.explain(ref), node, ref)
             node.replace_self(contnode)
 
 
@@ -275,13 +338,13 @@ def on_build_finished(app: Sphinx, exception: BaseException | None) -> None:
     if state is None or exception is not None:
         return
     baseline = state.settings.baseline
-    summarise_unavailable(state.findings, baseline=baseline)
     findings = merge_state(
         state_path=Path(app.doctreedir) / STATE_NAME,
         written=state.written,
         current=state.findings,
         all_docs=app.env.found_docs,
     )
+    summarise_unavailable(findings, failed=state.checker.failed, baseline=baseline)
     if baseline is not None:
         warn_stale(baseline, findings)
     from sphinxext.xref_check._report import write_report

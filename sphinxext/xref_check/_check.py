@@ -6,15 +6,21 @@ Nothing here logs; :mod:`sphinxext.xref_check._report` decides what becomes a wa
 from __future__ import annotations
 
 import dataclasses
+import re
+import sys
 from operator import attrgetter
-from typing import TYPE_CHECKING
-
-from docutils.utils import get_source_line
+from typing import TYPE_CHECKING, Final
 
 from sphinxext.xref_check._compat import current_docname
 from sphinxext.xref_check._index import Entry, TargetIndex
-from sphinxext.xref_check._installed import locate
+from sphinxext.xref_check._installed import (
+    locate,
+    major_minor,
+    providing_distribution,
+    same_object,
+)
 from sphinxext.xref_check._shared import Subtype
+from sphinxext.xref_check._source import DOCSTRING_OF, docstring_location, node_source_line
 
 if TYPE_CHECKING:
     from collections.abc import Container, Iterable, Mapping
@@ -34,14 +40,21 @@ class Reference:
     docname: str
     file: str
     line: int | None
+    #: Where the warning points when not at the node: ``"path:line"`` of a docstring.
+    location: str | None
     domain: str
     reftype: str
+    #: The target as written, whitespace around its dots removed.
     target: str
     #: The target and its forms qualified by the current module and class.
     variants: tuple[str, ...]
     #: An explicit inventory (``:external+inv:`` or ``inv:target``).
     inventory: str | None
     external: bool
+    #: The module and class the reference is written in (``py`` only).
+    context: tuple[str, ...] = ()
+    #: The target as written had whitespace in it (a line break in a docstring).
+    wrapped: bool = False
 
     @property
     def role(self) -> str:
@@ -92,6 +105,22 @@ class Finding:
         )
 
 
+#: Whitespace around the dots of a dotted name: a target wrapped across lines.
+_WRAPPED: Final = re.compile(r"\s*\.\s*")
+#: A dotted Python name.
+_DOTTED: Final = re.compile(r"[~.]?[^\W\d]\w*(?:\.[^\W\d]\w*)*")
+#: A dotted name followed by a call's arguments: ``datetime.now(tz=utc)``.
+_CALL: Final = re.compile(r"([^\W\d][\w.]*)\s*\(.*\)\s*$")
+
+
+def _cleaned(written: str) -> tuple[str, bool]:
+    """The target with the whitespace of a line break removed, and whether it had any."""
+    joined = _WRAPPED.sub(".", written).strip()
+    if joined != written and _DOTTED.fullmatch(joined.partition(":")[2] or joined):
+        return joined, True
+    return " ".join(written.split()), False
+
+
 def reference_of(
     node: pending_xref,
     *,
@@ -101,42 +130,61 @@ def reference_of(
 ) -> Reference:
     """The reference *node* asks for; *files* caches each source's relative path."""
     docname = node.get("refdoc") or current_docname(env)
-    source, line = get_source_line(node)
+    source, line, own = node_source_line(node)
+    location = None
+    if source and DOCSTRING_OF in source:
+        class_content = str(getattr(env.config, "autoclass_content", "class"))
+        path, line = docstring_location(source, line, own=own, class_content=class_content)
+        source = path
+        location = f"{path}:{line}" if line else None
     if source:
         # resolving a path costs system calls, and a page holds many references
         file = files.get(source)
         if file is None:
             file = files[source] = _relative(source, env.srcdir)
+        if location is None and line:
+            # the node's own place, or its nearest ancestor's when it has none
+            location = f"{source}:{line}"
     else:
+        # nodes autodoc makes from an inherited docstring's signature have no source
         file = str(env.doc2path(docname, False))
+        location = str(env.doc2path(docname))
     domain = node.get("refdomain") or ""
-    target = node["reftarget"]
+    written = node["reftarget"]
+    target, wrapped = _cleaned(written)
     inventory = node.get("inventory") if node.get("intersphinx") else None
     prefix, sep, rest = target.partition(":")
     if sep and inventory is None and prefix in inventory_names:
         inventory, target = prefix, rest
     variants = [target.lstrip(".~")]
+    context: tuple[str, ...] = ()
     if domain in {"py", ""}:
         module, cls = node.get("py:module"), node.get("py:class")
         if module and cls:
             variants.append(f"{module}.{cls}.{variants[0]}")
+            context = (f"{module}.{cls}", module)
+        elif module:
+            context = (module,)
         if module:
             variants.append(f"{module}.{variants[0]}")
     return Reference(
         docname=docname,
         file=file,
         line=line,
+        location=location,
         domain=domain,
         reftype=node["reftype"],
         target=target,
         variants=tuple(variants),
         inventory=inventory,
         external=bool(node.get("intersphinx")),
+        context=context,
+        wrapped=wrapped,
     )
 
 
 def _relative(source: str, srcdir: Path) -> str:
-    source = source.split(":docstring of ")[0]
+    source = source.split(DOCSTRING_OF)[0]
     try:
         return (srcdir.joinpath(source)).resolve().relative_to(srcdir.resolve()).as_posix()
     except ValueError:
@@ -281,13 +329,17 @@ class Checker:
             self._roles[entry.objtype] = role
         return f":{role}:`{entry.name}`"
 
-    def lname(self, objtype: str) -> str:
+    def noun(self, objtype: str) -> str:
+        """*objtype* as a reader says it, with its article: "an attribute"."""
         domain_name, _, name = objtype.partition(":")
-        try:
-            obj = self.env.domains[domain_name].object_types.get(name)
-        except KeyError:
-            obj = None
-        return str(obj.lname) if obj is not None else name
+        noun = _NOUNS.get(objtype)
+        if noun is None:
+            try:
+                obj = self.env.domains[domain_name].object_types.get(name)
+            except KeyError:
+                obj = None
+            noun = str(obj.lname) if obj is not None else name
+        return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
     def _where(self, entry: Entry) -> str:
         return f"in inventory {entry.inventory!r}" if entry.inventory else "in this project"
@@ -298,7 +350,7 @@ class Checker:
         """Why an in-scope reference did not resolve."""
         wanted = self.role_objtypes(ref)
         head = f"{ref.role} reference target not found: {ref.target}"
-        failed = self._failed_inventory(ref)
+        failed = self.failed_inventory(ref)
         if failed is not None:
             return self._finding(
                 ref,
@@ -307,38 +359,122 @@ class Checker:
                 f"inventory {failed!r} did not load",
                 inventory=failed,
             )
-        for variant in ref.variants:
-            entries = self.index.lookup(variant)
-            if entries and wanted is not None and not any(e.objtype in wanted for e in entries):
-                entry = entries[0]
-                expected = " or ".join(sorted({self.lname(t) for t in wanted})) or ref.reftype
-                paste = self.paste(entry)
+        if ref.wrapped:
+            entries = self._entries(ref.variants[0], wanted)
+            if entries:
+                paste = self.paste(entries[0])
                 return self._finding(
                     ref,
-                    Subtype.WRONG_ROLE,
-                    f"{head}; it is a {self.lname(entry.objtype)} {self._where(entry)}, "
-                    f"not a {expected}: use {paste}",
+                    Subtype.NOT_FOUND,
+                    f"{head}; the target is split by whitespace (a line break?): "
+                    f"use {paste}",
                     suggestions=(paste,),
-                    inventory=entry.inventory,
+                    inventory=entries[0].inventory,
                 )
-        version = self._installed_not_in_inventory(ref)
-        if version is not None:
-            return version
-        domains = {ref.domain} if ref.domain else {"py", "std"}
-        suggestions = tuple(
-            self.paste(e) for e in self.index.suggest(ref.variants[0], domains=domains)
-        )
-        if suggestions:
-            listed = _or_list(suggestions)
+        call = _CALL.match(ref.target) if ref.domain in {"py", ""} else None
+        if call is not None:
+            entries = self._entries(call[1].lstrip("~."), wanted)
+            if entries:
+                paste = self.paste(entries[0])
+                return self._finding(
+                    ref,
+                    Subtype.NOT_FOUND,
+                    f"{head}; a target is a name, without a call's arguments: use {paste}",
+                    suggestions=(paste,),
+                    inventory=entries[0].inventory,
+                )
+        if ref.domain in {"py", ""} and not _DOTTED.fullmatch(ref.target):
             return self._finding(
                 ref,
                 Subtype.NOT_FOUND,
-                f"{head}; did you mean {listed}?",
+                f"{head}; it is not a Python name (text taken for a type or a "
+                f"signature?)",
+            )
+        wrong = self._wrong_role(ref, wanted, head)
+        if wrong is not None:
+            return wrong
+        alias = self._documented_alias(ref, wanted)
+        if alias is not None:
+            paste = self.paste(alias)
+            return self._finding(
+                ref,
+                Subtype.NOT_FOUND,
+                f"{head}; the same object is documented as {alias.name} "
+                f"{self._where(alias)}: use {paste}",
+                suggestions=(paste,),
+                inventory=alias.inventory,
+            )
+        version = self._installed_not_in_inventory(ref)
+        if version is not None:
+            return version
+        suggestions = self._suggestions(ref, wanted)
+        if suggestions:
+            return self._finding(
+                ref,
+                Subtype.NOT_FOUND,
+                f"{head}; did you mean {_or_list(suggestions)}?",
                 suggestions=suggestions,
             )
         names = ", ".join(repr(n) for n in sorted(self.statuses) if self.statuses[n].loaded)
         where = f"this project or the inventories {names}" if names else "this project"
         return self._finding(ref, Subtype.NOT_FOUND, f"{head}; nothing similar in {where}")
+
+    def _entries(self, name: str, wanted: set[str] | None) -> list[Entry]:
+        """The entries named *name*, those the role links to first."""
+        entries = self.index.lookup(name)
+        if wanted:
+            entries.sort(key=lambda e: e.objtype not in wanted)
+        return entries
+
+    def _wrong_role(self, ref: Reference, wanted: set[str] | None, head: str) -> Finding | None:
+        """The target exists as written, as another type than the role links to.
+
+        Only a dotted name says which object is meant: a bare ``readline`` that
+        matches a module is no evidence that the author meant the module.
+        """
+        if wanted is None:
+            return None
+        for variant in ref.variants:
+            if "." not in variant:
+                continue
+            entries = self.index.lookup(variant)
+            if not entries or any(e.objtype in wanted for e in entries):
+                continue
+            entry = entries[0]
+            paste = self.paste(entry)
+            expected = _or_list(self._role_nouns(ref))
+            if expected:
+                what = f"not {expected}"
+            else:
+                what = f"which :{ref.reftype}: cannot link to in an inventory"
+            return self._finding(
+                ref,
+                Subtype.WRONG_ROLE,
+                f"{head}; it is {self.noun(entry.objtype)} {self._where(entry)}, "
+                f"{what}: use {paste}",
+                suggestions=(paste,),
+                inventory=entry.inventory,
+            )
+        return None
+
+    def _role_nouns(self, ref: Reference) -> tuple[str, ...]:
+        """What the role links to, as the domain declares it: "an attribute or a property"."""
+        try:
+            objtypes = self.env.domains[ref.domain].objtypes_for_role(ref.reftype) or ()
+        except KeyError:
+            return ()
+        return tuple(dict.fromkeys(self.noun(f"{ref.domain}:{t}") for t in objtypes))
+
+    def _suggestions(self, ref: Reference, wanted: set[str] | None) -> tuple[str, ...]:
+        domains = {ref.domain} if ref.domain else {"py", "std"}
+        target = ref.variants[0]
+        parent = target.rpartition(".")[0]
+        # a parent that exists says the module is right: look no further than its package
+        within = target.partition(".")[0] if parent and self.index.lookup(parent) else None
+        entries = self.index.suggest(
+            target, domains=domains, wanted=wanted, context=ref.context, within=within
+        )
+        return tuple(self.paste(e) for e in entries)
 
     def _finding(
         self,
@@ -361,7 +497,7 @@ class Checker:
             inventory=inventory,
         )
 
-    def _failed_inventory(self, ref: Reference) -> str | None:
+    def failed_inventory(self, ref: Reference) -> str | None:
         if ref.inventory is not None:
             return ref.inventory if ref.inventory in self.failed else None
         for name, status in self.failed.items():
@@ -370,20 +506,79 @@ class Checker:
                 return name
         return None
 
-    def _status_for_module(self, target: str) -> InventoryStatus | None:
+    # -- what is installed ----------------------------------------------------------
+
+    def _status_for(self, target: str) -> InventoryStatus | None:
+        """The loaded inventory of the distribution that installed *target*'s module."""
         top = target.partition(".")[0]
-        for status in self.installed:
-            dist = status.distribution
-            if dist is not None and top in dist.top_levels and top in status.tops:
+        candidates = [
+            s
+            for s in self.installed
+            if s.distribution is not None and top in s.distribution.top_levels
+        ]
+        if not candidates:
+            return None
+        provider = providing_distribution(target)
+        if provider is None:
+            return None
+        wanted = _normalise(provider)
+        for status in candidates:
+            assert status.distribution is not None
+            if _normalise(status.distribution.name) == wanted:
                 return status
         return None
 
-    def _installed_not_in_inventory(self, ref: Reference) -> Finding | None:
+    def _skewed(self, status: InventoryStatus) -> bool:
+        """Whether the inventory documents another major.minor than is installed."""
+        if status.distribution is None:
+            return False
+        documented = major_minor(status.version)
+        installed = major_minor(status.distribution.version)
+        return documented is not None and installed is not None and documented != installed
+
+    def _documented_alias(self, ref: Reference, wanted: set[str] | None) -> Entry | None:
+        """An inventory entry for the very object the target names, under another name.
+
+        Packages re-export objects (``pkg.Thing`` is ``pkg.module.Thing``) and
+        document one of the names; the import check tells which ones are the same.
+        """
         if not self.config.import_check or ref.domain not in {"py", ""}:
             return None
         for variant in ref.variants:
-            status = self._status_for_module(variant)
-            if status is None or status.distribution is None:
+            if "." not in variant:
+                continue
+            stdlib = variant.partition(".")[0] in sys.stdlib_module_names
+            if not stdlib and self._status_for(variant) is None:
+                continue
+            if locate(variant).status != "found":
+                continue
+            top = variant.partition(".")[0]
+            for entry in self.index.same_last_name(variant, domain="py"):
+                other_top = entry.name.partition(".")[0]
+                if entry.name == variant:
+                    continue
+                if other_top != top and not (stdlib and other_top in sys.stdlib_module_names):
+                    continue
+                if wanted is not None and entry.objtype not in wanted:
+                    continue
+                if same_object(variant, entry.name):
+                    return entry
+        return None
+
+    def _installed_not_in_inventory(self, ref: Reference) -> Finding | None:
+        """``version``: the target is installed and the other version's inventory lacks it.
+
+        Said only when the inventory documents another version than is installed,
+        the distribution that installed the module has that inventory, and the
+        import finds the object.
+        """
+        if not self.config.import_check or ref.domain not in {"py", ""}:
+            return None
+        for variant in ref.variants:
+            if "." not in variant:
+                continue
+            status = self._status_for(variant)
+            if status is None or status.distribution is None or not self._skewed(status):
                 continue
             if locate(variant).status != "found":
                 continue
@@ -401,7 +596,11 @@ class Checker:
 
     def may_be_gone(self, domain: str) -> bool:
         """Whether a resolved reference of *domain* needs :meth:`gone_from_installed`."""
-        return self.config.import_check and domain == "py" and bool(self.installed)
+        return (
+            self.config.import_check
+            and domain == "py"
+            and any(self._skewed(s) for s in self.installed)
+        )
 
     def gone_from_installed(self, ref: Reference) -> Finding | None:
         """For a reference an inventory resolves: is it gone from the installed package?"""
@@ -412,27 +611,56 @@ class Checker:
             self.env, "intersphinx_named_inventory", {}
         )
         target = ref.variants[0]
-        status = self._status_for_module(target)
-        if status is None or status.distribution is None:
+        if "." not in target:
             return None
-        inventory = named.get(status.name, {})
-        if not any(target in inventory.get(objtype, ()) for objtype in wanted):
-            return None
-        result = locate(target)
-        if result.status != "missing":
-            return None
-        dist = status.distribution
-        return self._finding(
-            ref,
-            Subtype.VERSION,
-            f"{ref.role} reference {target} resolves in {status.describe()} but is gone "
-            f"from installed {dist.name} {dist.version} ({result.reason}); link to the "
-            f"documentation of the installed version, or update the reference",
-            inventory=status.name,
-        )
+        top = target.partition(".")[0]
+        for status in self.installed:
+            dist = status.distribution
+            if dist is None or top not in dist.top_levels or not self._skewed(status):
+                continue
+            inventory = named.get(status.name, {})
+            if not any(target in inventory.get(objtype, ()) for objtype in wanted):
+                continue
+            result = locate(target)
+            if result.status != "missing":
+                return None
+            # the module must come from this distribution, not a namespace sibling
+            provider = providing_distribution(target)
+            if provider is None or _normalise(provider) != _normalise(dist.name):
+                return None
+            return self._finding(
+                ref,
+                Subtype.VERSION,
+                f"{ref.role} reference {target} resolves in {status.describe()} but is "
+                f"gone from installed {dist.name} {dist.version} ({result.reason}); link "
+                f"to the documentation of the installed version, or update the reference",
+                inventory=status.name,
+            )
+        return None
+
+
+#: How a reader names the object types of the Python domain, where Sphinx's
+#: names ("data") do not read as English nouns.
+_NOUNS: Final = {
+    "py:data": "constant or variable",
+    "py:attribute": "attribute",
+    "py:method": "method",
+    "py:classmethod": "class method",
+    "py:staticmethod": "static method",
+    "py:function": "function",
+    "py:class": "class",
+    "py:exception": "exception",
+    "py:module": "module",
+    "py:property": "property",
+    "py:type": "type alias",
+}
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _or_list(items: tuple[str, ...]) -> str:
-    if len(items) == 1:
-        return items[0]
+    if len(items) <= 1:
+        return "".join(items)
     return f"{', '.join(items[:-1])} or {items[-1]}"

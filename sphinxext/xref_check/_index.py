@@ -188,26 +188,106 @@ class TargetIndex:
                 index = self._domains[domain] = _DomainIndex(groups)
         return index
 
-    def suggest(self, target: str, *, domains: Iterable[str], limit: int = 3) -> list[Entry]:
-        """Up to *limit* entries near *target*, best first, from the given domains."""
-        wanted = set(domains)
-        scored: dict[str, float] = {}
+    def same_last_name(self, target: str, *, domain: str) -> list[Entry]:
+        """Every entry of *domain* whose last component is *target*'s, exactly."""
+        index = self._domain(domain)
+        if index is None:
+            return []
+        last = target.rpartition(".")[2]
+        names = sorted(n for n in index.by_last.get(last.lower(), ()) if n.endswith(last))
+        return [e for name in names for e in self.lookup(name) if e.domain == domain]
+
+    def suggest(
+        self,
+        target: str,
+        *,
+        domains: Iterable[str],
+        wanted: Set[str] | None = None,
+        context: Iterable[str] = (),
+        within: str | None = None,
+        limit: int = 3,
+    ) -> list[Entry]:
+        """Up to *limit* entries near *target*, best first, from the given domains.
+
+        Ranked by the reference's own context first (a sibling of the target, a
+        member of a class in the target's module, a member of the module or class
+        the reference is written in), then by the same last name, then by the
+        object types the role links to (*wanted*), then by how alike the names are.
+        A module is seldom meant by a role that does not link to modules. With
+        *within*, only names in that top-level package are offered.
+        """
+        allowed = set(domains)
         low = target.lower()
-        for domain in sorted(wanted):
+        parent, _, last = target.rpartition(".")
+        scopes = tuple(f"{c}." for c in context if c)
+        best: dict[str, tuple[float, Entry]] = {}
+        for domain in sorted(allowed):
             index = self._domain(domain)
             if index is None:
                 continue
             for name in index.candidates(target):
-                if name != target and name not in scored:
-                    ratio = difflib.SequenceMatcher(None, low, name.lower()).ratio()
-                    if ratio >= 0.5:
-                        scored[name] = ratio
-        ranked = sorted(scored, key=lambda name: (-scored[name], name))[:limit]
-        result = []
-        for name in ranked:
-            entries = [e for e in self.lookup(name) if e.domain in wanted]
-            result.append(entries[0])
-        return result
+                if within is not None and name.partition(".")[0] != within:
+                    continue
+                entries = [e for e in self.lookup(name) if e.domain in allowed]
+                if name == target and not (wanted and entries):
+                    continue
+                for entry in entries:
+                    if name == target and wanted is not None and entry.objtype in wanted:
+                        continue  # the target itself, as the role wants it, is not a fix
+                    score = _score(
+                        name=name,
+                        objtype=entry.objtype,
+                        low=low,
+                        parent=parent,
+                        last=last,
+                        scopes=scopes,
+                        wanted=wanted,
+                    )
+                    if score is not None and (name not in best or score > best[name][0]):
+                        best[name] = (score, entry)
+        ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
+        return [entry for _name, (_score_, entry) in ranked]
+
+
+def _score(
+    *,
+    name: str,
+    objtype: str,
+    low: str,
+    parent: str,
+    last: str,
+    scopes: tuple[str, ...],
+    wanted: Set[str] | None,
+) -> float | None:
+    """How good a fix *name* is for the target; None for not one at all."""
+    ratio = difflib.SequenceMatcher(None, low, name.lower()).ratio()
+    if ratio < 0.5 and not name.endswith(f".{last}"):
+        return None
+    cand_parent, _, cand_last = name.rpartition(".")
+    score = ratio
+    if parent and (
+        cand_parent == parent
+        or (cand_last == last and cand_parent.rpartition(".")[0] == parent)
+    ):
+        score += 1.0  # a sibling, or the same name one class down in the same module
+    elif scopes and name.startswith(scopes):
+        score += 1.0  # in the module or class the reference is written in
+    if cand_last == last:
+        score += 0.8
+    elif cand_last.lower() == last.lower():
+        score += 0.5
+    if wanted and objtype in wanted:
+        score += 1.0
+    elif wanted is not None and objtype.endswith(":module"):
+        score -= 1.0
+    if (
+        cand_last != last
+        and cand_last.lower() == last.lower()
+        and cand_last.isupper() != last.isupper()
+        and not (wanted and objtype in wanted)
+    ):
+        return None  # a constant for a function, or the other way round
+    return score
 
 
 def _as_set(names: Iterable[str]) -> Collection[str]:

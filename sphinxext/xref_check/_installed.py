@@ -139,62 +139,191 @@ def major_minor(version: str) -> tuple[int, int] | None:
     return int(match[1]), int(match[2] or 0)
 
 
-@functools.cache
-def locate(target: str) -> ImportResult:
-    """Import the longest module prefix of *target*, then walk the rest by attribute.
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Walk:
+    """Where the walk from the top-level module down *target* ended."""
 
-    Callers pass only targets under a top-level module of the documented
-    distribution. Nothing raised by the imported code escapes.
-    """
+    result: ImportResult
+    #: The object found (``found`` only), and the deepest module imported on the way.
+    obj: object = None
+    module: types.ModuleType | None = None
+
+
+@functools.cache
+def _walk(target: str) -> _Walk:
     parts = target.split(".")
     try:
         obj: object = importlib.import_module(parts[0])
     except ModuleNotFoundError as exc:
         if exc.name == parts[0]:
-            return ImportResult(status="missing", reason=f"no module named {parts[0]!r}")
-        return ImportResult(status="unknown", reason=f"importing {parts[0]}: {exc}")
+            return _Walk(ImportResult(status="missing", reason=f"no module named {parts[0]!r}"))
+        return _Walk(ImportResult(status="unknown", reason=f"importing {parts[0]}: {short(exc)}"))
     except BaseException as exc:  # the package's import code, not ours
         if isinstance(exc, KeyboardInterrupt):
             raise
-        return ImportResult(status="unknown", reason=f"importing {parts[0]}: {exc!r}")
+        return _Walk(ImportResult(status="unknown", reason=f"importing {parts[0]}: {short(exc)}"))
+    module = obj if isinstance(obj, types.ModuleType) else None
     path = parts[0]
     for part in parts[1:]:
         parent, path = obj, f"{path}.{part}"
         try:
             obj = getattr(parent, part)
-            continue
         except AttributeError:
             pass
         except Exception as exc:
-            return ImportResult(status="unknown", reason=f"{path}: {exc!r}")
+            reason = f"{path}: {short(exc)}"
+            return _Walk(ImportResult(status="unknown", reason=reason), None, module)
+        else:
+            if isinstance(obj, types.ModuleType):
+                module = obj
+            continue
         if isinstance(parent, types.ModuleType):
             try:
-                obj = importlib.import_module(path)
+                obj = module = importlib.import_module(path)
                 continue
             except ModuleNotFoundError as exc:
                 if exc.name != path:
-                    return ImportResult(status="unknown", reason=f"importing {path}: {exc}")
+                    reason = f"importing {path}: {short(exc)}"
+                    return _Walk(ImportResult(status="unknown", reason=reason), None, module)
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
-                return ImportResult(status="unknown", reason=f"importing {path}: {exc!r}")
+                reason = f"importing {path}: {short(exc)}"
+                return _Walk(ImportResult(status="unknown", reason=reason), None, module)
+            if "__getattr__" in vars(parent):
+                # a module that makes names on demand: absent now says nothing
+                reason = f"module {parent.__name__!r} makes its names on demand"
+                return _Walk(ImportResult(status="unknown", reason=reason), None, module)
             owner = getattr(parent, "__name__", path.rpartition(".")[0])
-            return ImportResult(
-                status="missing", reason=f"module {owner!r} has no attribute {part!r}"
-            )
-        if isinstance(parent, type) and _declared(parent, part):
-            return ImportResult(status="found")
-        owner = getattr(parent, "__qualname__", type(parent).__name__)
-        return ImportResult(status="missing", reason=f"{owner!r} has no attribute {part!r}")
-    return ImportResult(status="found")
+            reason = f"module {owner!r} has no attribute {part!r}"
+            return _Walk(ImportResult(status="missing", reason=reason), None, module)
+        if isinstance(parent, type):
+            if part in instance_attributes(parent):
+                # set on each instance: there is no object to go on with
+                if parts[len(path.split(".")) :]:
+                    reason = f"{path} is set on each instance"
+                    return _Walk(ImportResult(status="unknown", reason=reason), None, module)
+                return _Walk(ImportResult(status="found"), None, module)
+            if any("__getattr__" in vars(k) for k in parent.__mro__[:-1]):
+                reason = f"{parent.__qualname__!r} makes its attributes on demand"
+                return _Walk(ImportResult(status="unknown", reason=reason), None, module)
+            reason = f"{parent.__qualname__!r} has no attribute {part!r}"
+            return _Walk(ImportResult(status="missing", reason=reason), None, module)
+        # an instance, a function...: what it holds is not known without running code
+        reason = f"{path.rpartition('.')[0]} is not a module or a class"
+        return _Walk(ImportResult(status="unknown", reason=reason), None, module)
+    return _Walk(ImportResult(status="found"), obj, module)
 
 
-def _declared(cls: type, name: str) -> bool:
-    """Instance attributes show only in annotations or ``__slots__``."""
-    for klass in cls.__mro__:
-        if name in getattr(klass, "__annotations__", {}):
-            return True
-        slots = getattr(klass, "__slots__", ())
-        if name in ((slots,) if isinstance(slots, str) else slots):
-            return True
-    return False
+def locate(target: str) -> ImportResult:
+    """Import the longest module prefix of *target*, then walk the rest by attribute.
+
+    ``missing`` only when a module or a class was reached and surely lacks the
+    next name (instance attributes included: see :func:`instance_attributes`).
+    Nothing raised by the imported code escapes.
+    """
+    return _walk(target).result
+
+
+def same_object(target: str, other: str) -> bool:
+    """Whether two dotted names lead to one and the same installed object."""
+    first, second = _walk(target), _walk(other)
+    if first.result.status != "found" or second.result.status != "found":
+        return False
+    if first.obj is None:
+        return False
+    # typing's aliases of classes (typing.Pattern for re.Pattern) name the class too
+    return second.obj is first.obj or getattr(second.obj, "__origin__", None) is first.obj
+
+
+def providing_distribution(target: str) -> str | None:
+    """The name of the distribution that installed the module *target* lives in.
+
+    Several distributions can share a top-level namespace package (``zope``);
+    the module's file tells which one it is.
+    """
+    module = _walk(target).module
+    if module is None:
+        return None
+    name = module.__name__
+    file = getattr(module, "__file__", None)
+    candidates = _packages_distributions().get(name.partition(".")[0], [])
+    if not file:
+        return candidates[0] if len(candidates) == 1 else None
+    wanted = os.path.normcase(os.path.abspath(file))
+    for candidate in dict.fromkeys(candidates):
+        if wanted in _files_of(candidate):
+            return candidate
+    # an editable install lists no module file: one candidate is still an answer
+    return candidates[0] if len(set(candidates)) == 1 else None
+
+
+@functools.cache
+def _files_of(dist_name: str) -> frozenset[str]:
+    try:
+        dist = importlib.metadata.distribution(dist_name)
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return frozenset()
+    return frozenset(
+        os.path.normcase(os.path.abspath(str(dist.locate_file(file)))) for file in dist.files or ()
+    )
+
+
+@functools.cache
+def instance_attributes(cls: type) -> frozenset[str]:
+    """Names each instance of *cls* gets: annotations, ``__slots__``, and what
+    ``__init__`` (its own or a base class's) assigns to ``self``."""
+    names: set[str] = set()
+    for klass in cls.__mro__[:-1]:
+        names.update(getattr(klass, "__annotations__", {}) or {})
+        slots = vars(klass).get("__slots__", ())
+        names.update((slots,) if isinstance(slots, str) else slots)
+        init = vars(klass).get("__init__")
+        if init is not None:
+            names |= _assigned_to_self(init)
+    return frozenset(names)
+
+
+def _assigned_to_self(function: object) -> set[str]:
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        source = textwrap.dedent(inspect.getsource(inspect.unwrap(function)))  # type: ignore[arg-type]
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = [node.target]
+        for target in targets:
+            for item in ast.walk(target):
+                if (
+                    isinstance(item, ast.Attribute)
+                    and isinstance(item.value, ast.Name)
+                    and item.value.id == "self"
+                ):
+                    names.add(item.attr)
+    return names
+
+
+def short(exc: BaseException, limit: int = 160) -> str:
+    """An exception as a short line: its type and the first line of its text."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return shorten(f"{type(exc).__name__}: {text}" if text else type(exc).__name__, limit)
+
+
+def shorten(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def clear_caches() -> None:
+    """Forget what earlier builds found: the installed packages may have changed."""
+    for cached in (_walk, _files_of, instance_attributes, _packages_distributions):
+        cached.cache_clear()

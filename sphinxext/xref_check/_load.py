@@ -11,12 +11,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import posixpath
+import sys
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from sphinxext.xref_check._compat import inventory_project
-from sphinxext.xref_check._installed import Distribution, find_distribution, major_minor
+from sphinxext.xref_check._installed import (
+    Distribution,
+    find_distribution,
+    major_minor,
+    shorten,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -108,7 +114,8 @@ def _why(*, locations: Iterable[str], srcdir: Path, messages: Iterable[str]) -> 
                 for line in message.splitlines()
                 if repr(location) in line
             ]
-            reasons.append(lines[0] if lines else f"{location} could not be fetched")
+            reason = _fetch_reason(lines[0], location) if lines else None
+            reasons.append(reason or f"{location} could not be fetched")
             continue
         path = srcdir / location
         try:
@@ -125,6 +132,42 @@ def _why(*, locations: Iterable[str], srcdir: Path, messages: Iterable[str]) -> 
         else "point intersphinx_mapping at a valid objects.inv, or download it again"
     )
     return "; ".join(reasons), fix
+
+
+def _fetch_reason(line: str, location: str) -> str:
+    """Intersphinx's line for a location that failed, without the long exception text.
+
+    It ends with the exception's text, which for a connection error repeats the
+    host, the URL and the nested causes in hundreds of characters.
+    """
+    _head, sep, detail = line.partition(" due to ")
+    if not sep:
+        return shorten(line)
+    kind = detail.split(":", 1)[0].strip()
+    kind = kind.removeprefix("<class '").removesuffix("'>").rpartition(".")[2]
+    return shorten(f"{location} could not be fetched ({kind or 'error'})")
+
+
+#: Names an inventory of Python's own documentation covers: the standard library
+#: and the builtins. Which ones a failed inventory would have covered is not known
+#: otherwise.
+def _python_tops() -> frozenset[str]:
+    import builtins
+
+    return frozenset(sys.stdlib_module_names) | frozenset(dir(builtins))
+
+
+def _is_python_docs(name: str, uri: str) -> bool:
+    return name.lower() in {"python", "py", "python3", "cpython"} or "docs.python.org" in uri
+
+
+def failed_tops(*, name: str, uri: str, distribution: Distribution | None) -> frozenset[str]:
+    """The top-level names the references into a failed inventory start with."""
+    if _is_python_docs(name, uri):
+        return _python_tops()
+    if distribution is not None:
+        return distribution.top_levels
+    return frozenset({name})
 
 
 def inspect_inventories(
@@ -156,7 +199,7 @@ def inspect_inventories(
                     name=name,
                     loaded=False,
                     distribution=guessed,
-                    tops=guessed.top_levels if guessed else frozenset({name}),
+                    tops=failed_tops(name=name, uri=uri, distribution=guessed),
                     reason=f"{why}. Fix: {fix}",
                 )
             )

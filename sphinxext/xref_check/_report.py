@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections import defaultdict
 from typing import TYPE_CHECKING, Final
 
 from sphinx.errors import ConfigError
@@ -49,7 +48,8 @@ class Baseline:
             line = raw.split("#", 1)[0].strip()
             if not line:
                 continue
-            parts = line.split()
+            # the target, last, may hold spaces
+            parts = line.split(None, 2)
             if len(parts) != 3:
                 msg = (
                     f'{path}:{lineno}: expected "docname role target" (three fields '
@@ -85,24 +85,36 @@ def warn_finding(finding: Finding, *, location: Location, baseline: Baseline | N
     return True
 
 
-def summarise_unavailable(findings: Iterable[Finding], *, baseline: Baseline | None) -> None:
-    """One warning per inventory that did not load, counting the references into it."""
-    by_inventory: dict[str, list[Finding]] = defaultdict(list)
+def summarise_unavailable(
+    findings: Iterable[Finding], *, failed: Iterable[str], baseline: Baseline | None
+) -> None:
+    """One warning per inventory that did not load, counting the references into it.
+
+    Said for every such inventory, even when no reference depends on it: that it
+    did not load was said at the start, and this says what it cost.
+    """
+    by_inventory: dict[str, list[Finding]] = {name: [] for name in failed}
     for finding in findings:
         accepted = baseline is not None and key_of(finding) in baseline.entries
         if finding.cause is Subtype.INVENTORY_UNAVAILABLE and finding.inventory and not accepted:
-            by_inventory[finding.inventory].append(finding)
+            by_inventory.setdefault(finding.inventory, []).append(finding)
     for name, items in sorted(by_inventory.items()):
+        count = len(items)
+        if not count:
+            emit_warning(
+                Subtype.INVENTORY_UNAVAILABLE,
+                "no reference of this build goes into inventory %r, which did not load",
+                name,
+            )
+            continue
         where = [f"{f.file}:{f.line}" if f.line else f.file for f in items]
         shown = ", ".join(where[:5]) + (", ..." if len(where) > 5 else "")
-        count = len(items)
-        noun = "reference" if count == 1 else "references"
         emit_warning(
             Subtype.INVENTORY_UNAVAILABLE,
-            "%d %s into inventory %r were neither linked nor checked because it did not load: %s",
-            count,
-            noun,
+            "%s into inventory %r %s neither linked nor checked because it did not load: %s",
+            "1 reference" if count == 1 else f"{count} references",
             name,
+            "was" if count == 1 else "were",
             shown,
         )
 
