@@ -68,6 +68,8 @@ class _Settings:
     config: XrefConfig
     snapshot_files: dict[str, Path]
     baseline: Baseline | None
+    #: Inventories the snapshot took out of the build: ``{name: (uri, why)}``.
+    withheld: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(kw_only=True, slots=True)
@@ -96,11 +98,14 @@ def on_config_inited(app: Sphinx, config: Config) -> None:
     problems = validate_config(config, confdir / "conf.py")
     xref = XrefConfig.from_config(config, confdir)
     files: dict[str, Path] = {}
+    withheld: dict[str, tuple[str, str]] = {}
     if xref.snapshot is not None:
         # reading and verifying a snapshot needs hashlib and json: only builds with one
         from sphinxext.xref_check._snapshot import apply_snapshot
 
-        files, snapshot_problems = apply_snapshot(config=config, xref=xref, confdir=confdir)
+        files, snapshot_problems, withheld = apply_snapshot(
+            config=config, xref=xref, confdir=confdir
+        )
         problems += [(f"xref_check_snapshot: {problem}", None) for problem in snapshot_problems]
     baseline = None
     if xref.baseline is not None:
@@ -112,7 +117,9 @@ def on_config_inited(app: Sphinx, config: Config) -> None:
         LOGGER.error("%s", problem, location=location)
     if problems:
         app.statuscode = 1
-    _SETTINGS[config] = _Settings(config=xref, snapshot_files=files, baseline=baseline)
+    _SETTINGS[config] = _Settings(
+        config=xref, snapshot_files=files, baseline=baseline, withheld=withheld
+    )
 
 
 def on_builder_inited_before_load(app: Sphinx) -> None:
@@ -136,6 +143,7 @@ def on_builder_inited_after_load(app: Sphinx) -> None:
         srcdir=Path(app.srcdir),
         distributions=settings.config.distributions,
         snapshot_files=settings.snapshot_files,
+        withheld=settings.withheld,
     )
     python_version = (sys.version_info.major, sys.version_info.minor)
     for status in statuses:

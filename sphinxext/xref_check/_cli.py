@@ -31,17 +31,24 @@ def _parser() -> argparse.ArgumentParser:
     snap = commands.add_parser(
         "snapshot",
         help="save every inventory of intersphinx_mapping with a lock file",
-        description=f"Fetch every inventory of intersphinx_mapping into FOLDER and "
-        f"write FOLDER/{LOCK_NAME} (name, url, project, version, sha256, fetched_at).",
+        description=f"Fetch every inventory of intersphinx_mapping into the snapshot "
+        f"folder (-o FOLDER) and write FOLDER/{LOCK_NAME} (name, url, project, version, "
+        f"sha256, fetched_at).",
     )
     snap.add_argument(
-        "-c", "--confdir", default=".", type=Path, help="folder of conf.py (default: .)"
+        "-c",
+        "--confdir",
+        default=".",
+        type=Path,
+        metavar="CONFDIR",
+        help="folder of conf.py (default: .)",
     )
     snap.add_argument(
         "-o",
         "--output",
         type=Path,
         default=None,
+        metavar="FOLDER",
         help=f"snapshot folder (default: xref_check_snapshot from conf.py, else "
         f"CONFDIR/{DEFAULT_FOLDER})",
     )

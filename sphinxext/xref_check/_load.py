@@ -178,6 +178,7 @@ def inspect_inventories(
     srcdir: Path,
     distributions: Mapping[str, str],
     snapshot_files: Mapping[str, Path],
+    withheld: Mapping[str, tuple[str, str]] = {},
 ) -> list[InventoryStatus]:
     """The status of every named ``intersphinx_mapping`` entry, as plain data.
 
@@ -185,6 +186,19 @@ def inspect_inventories(
     :func:`~sphinxext.xref_check._compat.intersphinx_projects` gives it.
     """
     statuses = []
+    for name, (uri, why) in sorted(withheld.items()):
+        guessed = find_distribution(
+            inv_name=name, project="", modules=(), configured=distributions.get(name)
+        )
+        statuses.append(
+            InventoryStatus(
+                name=name,
+                loaded=False,
+                distribution=guessed,
+                tops=failed_tops(name=name, uri=uri, distribution=guessed),
+                reason=f"{why}. Fix: take the snapshot again",
+            )
+        )
     for name, (uri, raw_locations) in sorted(projects.items()):
         locations = [_location_text(uri, loc) for loc in raw_locations]
         snapshot = snapshot_files.get(name)

@@ -155,50 +155,72 @@ def take_snapshot(
 
 def apply_snapshot(
     *, config: Config, xref: XrefConfig, confdir: Path
-) -> tuple[dict[str, Path], list[str]]:
+) -> tuple[dict[str, Path], list[str], dict[str, tuple[str, str]]]:
     """Verify the snapshot, then add its files to ``intersphinx_mapping``.
 
     Runs at ``config-inited`` after intersphinx normalised the mapping. Returns the
-    snapshot file of each inventory it applies to, and what is wrong with the
-    snapshot (each problem, then what to do), empty if nothing is. A file that
-    does not match the lock is not used, except with ``"only"``: the network is
-    never used then, so the inventory is read from that file, or fails to load.
+    snapshot file of each inventory it applies to, what is wrong with the snapshot
+    (each problem, then what to do), empty if nothing is, and the inventories
+    withheld: ``{name: (uri, why)}``. A file that does not match the lock is
+    never read. With ``"fallback"`` its inventory is still fetched from its URL;
+    with ``"only"`` the network is never used, so the inventory is taken out of
+    ``intersphinx_mapping`` and the build goes on without it (without a lock
+    file, none can be verified: the build goes on without any).
     """
     folder = xref.snapshot
     if folder is None:
-        return {}, []
+        return {}, [], {}
     retake = RETAKE.format(confdir=confdir, folder=folder)
+    mapping = config.intersphinx_mapping
+    projects = intersphinx_projects(mapping)
     try:
         entries = read_lock(folder)
     except SnapshotError as exc:
+        withheld = {}
         if xref.snapshot_mode == "only":
-            # Never the network: each inventory from where a snapshot keeps it.
-            mapping = config.intersphinx_mapping
-            for name, (uri, _locations) in intersphinx_projects(mapping).items():
-                mapping[name] = (name, (uri, (str((folder / f"{name}.inv").resolve()),)))
-        return {}, [f"{exc}; create it with: {retake}"]
+            why = f"{exc}, and snapshot mode \"only\" never uses the network"
+            withheld = _withhold(mapping, projects, dict.fromkeys(projects, why))
+        return {}, [f"{exc}; create it with: {retake}"], withheld
     damaged = verify(folder, entries)
-    mapping = config.intersphinx_mapping
-    projects = intersphinx_projects(mapping)
     files: dict[str, Path] = {}
     for entry in entries:
-        if entry.name not in projects:
+        if entry.name not in projects or entry.name in damaged:
             continue
         name = entry.name
         uri, locations = projects[name]
         path = (folder / entry.file).resolve()
         if xref.snapshot_mode == "only":
             new_locations: tuple[str | None, ...] = (str(path),)
-        elif name in damaged:
-            continue
         else:
             new_locations = (*locations, str(path))
         mapping[entry.name] = (name, (uri, new_locations))
         files[entry.name] = path
+    withheld = {}
+    if xref.snapshot_mode == "only":
+        listed = {entry.name for entry in entries}
+        reasons = {name: f"{problem}; it was not used" for name, problem in damaged.items()}
+        for name in projects:
+            if name not in listed:
+                reasons[name] = f"{folder / LOCK_NAME} has no entry for it"
+        withheld = _withhold(mapping, projects, reasons)
     if not damaged:
-        return files, []
+        return files, [], withheld
     return files, [
         *damaged.values(),
         f"the inventory snapshot in {folder} does not match its lock file; "
         f"take it again with: {retake}",
-    ]
+    ], withheld
+
+
+def _withhold(
+    mapping: dict[str, object],
+    projects: Mapping[str, tuple[str, tuple[str | None, ...]]],
+    reasons: Mapping[str, str],
+) -> dict[str, tuple[str, str]]:
+    """Take the inventories in *reasons* out of *mapping*: ``{name: (uri, why)}``."""
+    withheld = {}
+    for name, why in reasons.items():
+        if name in projects:
+            mapping.pop(name, None)
+            withheld[name] = (projects[name][0], why)
+    return withheld
