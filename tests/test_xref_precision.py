@@ -156,7 +156,7 @@ def test_version_only_from_the_distribution_that_installed_the_module(
             "    def __init__(self):\n"
             "        self.filename = 'x'\n\n\n"
             "class New:\n"
-            "    pass\n"
+            "    '''A new thing.\n\n    .. versionadded:: 2.0\n    '''\n"
         ),
     })
     _distribution(site, "nsx.beta", "1.0", {"nsx/beta/__init__.py": "class Other:\n    pass\n"})

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final
 from sphinxext.xref_check._compat import current_docname
 from sphinxext.xref_check._index import Entry, TargetIndex
 from sphinxext.xref_check._installed import (
+    added_in,
     locate,
     major_minor,
     providing_distribution,
@@ -415,9 +416,30 @@ class Checker:
                 f"{head}; did you mean {_or_list(suggestions)}?",
                 suggestions=suggestions,
             )
+        installed = self._installed_undocumented(ref)
+        if installed is not None:
+            return self._finding(ref, Subtype.NOT_FOUND, f"{head}; {installed}")
         names = ", ".join(repr(n) for n in sorted(self.statuses) if self.statuses[n].loaded)
         where = f"this project or the inventories {names}" if names else "this project"
         return self._finding(ref, Subtype.NOT_FOUND, f"{head}; nothing similar in {where}")
+
+    def _installed_undocumented(self, ref: Reference) -> str | None:
+        """"it is in installed X, but ... does not document it", when the import says so."""
+        if not self.config.import_check or ref.domain not in {"py", ""}:
+            return None
+        for variant in ref.variants:
+            if "." not in variant:
+                continue
+            status = self._status_for(variant)
+            if status is None or status.distribution is None:
+                continue
+            if locate(variant).status == "found":
+                dist = status.distribution
+                return (
+                    f"{variant} is in installed {dist.name} {dist.version}, but "
+                    f"{status.describe()} does not document it"
+                )
+        return None
 
     def _entries(self, name: str, wanted: set[str] | None) -> list[Entry]:
         """The entries named *name*, those the role links to first."""
@@ -569,8 +591,10 @@ class Checker:
         """``version``: the target is installed and the other version's inventory lacks it.
 
         Said only when the inventory documents another version than is installed,
-        the distribution that installed the module has that inventory, and the
-        import finds the object.
+        the distribution that installed the module has that inventory, the import
+        finds the object, and the object says it was added after the version the
+        inventory documents. An object without that is as likely documented in no
+        version at all: linking to another version's documentation would not help.
         """
         if not self.config.import_check or ref.domain not in {"py", ""}:
             return None
@@ -581,6 +605,9 @@ class Checker:
             if status is None or status.distribution is None or not self._skewed(status):
                 continue
             if locate(variant).status != "found":
+                continue
+            added, documented = added_in(variant), major_minor(status.version)
+            if added is None or documented is None or added <= documented:
                 continue
             dist = status.distribution
             return self._finding(

@@ -12,7 +12,7 @@ import re
 import sys
 import sysconfig
 import types
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -234,6 +234,25 @@ def same_object(target: str, other: str) -> bool:
         return False
     # typing's aliases of classes (typing.Pattern for re.Pattern) name the class too
     return second.obj is first.obj or getattr(second.obj, "__origin__", None) is first.obj
+
+
+_ADDED: Final = re.compile(r"versionadded::\s*v?(\d+(?:\.\d+)?)")
+
+
+def added_in(target: str) -> tuple[int, int] | None:
+    """The version the installed object says it was added in (``.. versionadded::``).
+
+    The lowest one its docstring names: later ones are about its parameters.
+    """
+    walk = _walk(target)
+    if walk.result.status != "found" or walk.obj is None:
+        return None
+    doc = getattr(walk.obj, "__doc__", None)
+    if not isinstance(doc, str):
+        return None
+    found = [major_minor(version) for version in _ADDED.findall(doc)]
+    versions = [version for version in found if version is not None]
+    return min(versions) if versions else None
 
 
 def providing_distribution(target: str) -> str | None:
