@@ -5,6 +5,14 @@ set -u
 want="/usr/share/doc/python3.11/html/objects.inv:python3-doc
 /usr/share/doc/python-gevent-doc/html/objects.inv:python-gevent-doc
 /usr/share/doc/python-pymongo-doc/html/objects.inv:python-pymongo-doc"
+# "flask": also those of Flask's docs' inventories, for bench/bench_xref_real.py
+if [ "${1:-}" = flask ]; then
+    want="$want
+/usr/share/doc/python-werkzeug-doc/html/objects.inv:python-werkzeug-doc
+/usr/share/doc/python-click-doc/html/objects.inv:python-click-doc
+/usr/share/doc/python-jinja2-doc/html/objects.inv:python-jinja2-doc
+/usr/share/doc/python-itsdangerous-doc/html/objects.inv:python-itsdangerous-doc"
+fi
 missing=""
 for pair in $want; do
     [ -f "${pair%%:*}" ] || missing="$missing ${pair#*:}"

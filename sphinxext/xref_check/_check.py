@@ -409,6 +409,11 @@ class Checker:
         if version is not None:
             return version
         suggestions = self._suggestions(ref, wanted)
+        installed = self._installed_undocumented(ref)
+        last = ref.target.rpartition(".")[2]
+        if installed is not None and not any(s.endswith(f".{last}`") for s in suggestions):
+            # the import found it: names merely alike would mislead
+            return self._finding(ref, Subtype.NOT_FOUND, f"{head}; {installed}")
         if suggestions:
             return self._finding(
                 ref,
@@ -416,9 +421,6 @@ class Checker:
                 f"{head}; did you mean {_or_list(suggestions)}?",
                 suggestions=suggestions,
             )
-        installed = self._installed_undocumented(ref)
-        if installed is not None:
-            return self._finding(ref, Subtype.NOT_FOUND, f"{head}; {installed}")
         names = ", ".join(repr(n) for n in sorted(self.statuses) if self.statuses[n].loaded)
         where = f"this project or the inventories {names}" if names else "this project"
         return self._finding(ref, Subtype.NOT_FOUND, f"{head}; nothing similar in {where}")
