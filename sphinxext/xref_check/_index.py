@@ -221,6 +221,7 @@ class TargetIndex:
         parent, _, last = target.rpartition(".")
         scopes = tuple(f"{c}." for c in context if c)
         best: dict[str, tuple[float, Entry]] = {}
+        tail = f".{last}"
         for domain in sorted(allowed):
             index = self._domain(domain)
             if index is None:
@@ -228,16 +229,19 @@ class TargetIndex:
             for name in index.candidates(target):
                 if within is not None and name.partition(".")[0] != within:
                     continue
-                entries = [e for e in self.lookup(name) if e.domain in allowed]
-                if name == target and not (wanted and entries):
+                matcher = difflib.SequenceMatcher(None, low, name.lower())
+                # the cheap upper bound first: most candidates stop here
+                if matcher.quick_ratio() < 0.5 and not name.endswith(tail):
                     continue
+                ratio = matcher.ratio()
+                entries = [e for e in self.lookup(name) if e.domain in allowed]
                 for entry in entries:
-                    if name == target and wanted is not None and entry.objtype in wanted:
+                    if name == target and (wanted is None or entry.objtype in wanted):
                         continue  # the target itself, as the role wants it, is not a fix
                     score = _score(
                         name=name,
                         objtype=entry.objtype,
-                        low=low,
+                        ratio=ratio,
                         parent=parent,
                         last=last,
                         scopes=scopes,
@@ -253,14 +257,13 @@ def _score(
     *,
     name: str,
     objtype: str,
-    low: str,
+    ratio: float,
     parent: str,
     last: str,
     scopes: tuple[str, ...],
     wanted: Set[str] | None,
 ) -> float | None:
     """How good a fix *name* is for the target; None for not one at all."""
-    ratio = difflib.SequenceMatcher(None, low, name.lower()).ratio()
     if ratio < 0.5 and not name.endswith(f".{last}"):
         return None
     cand_parent, _, cand_last = name.rpartition(".")
