@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import sys
 import textwrap
 import time
 from collections import Counter
@@ -24,7 +23,7 @@ from sphinxext.isolated_doctest._directives import config_preamble_origin
 from sphinxext.isolated_doctest._files import write_json, write_junit
 from sphinxext.isolated_doctest._job import Preamble, RunSettings
 from sphinxext.isolated_doctest._pool import Executor
-from sphinxext.isolated_doctest._report import Counts, DocumentReport, GroupOutcome
+from sphinxext.isolated_doctest._report import Counts, DocumentReport, GroupOutcome, present
 from sphinxext.isolated_doctest._result import JobResult
 from sphinxext.isolated_doctest._shared import LOGGER
 
@@ -37,17 +36,6 @@ if TYPE_CHECKING:
     from sphinxext.isolated_doctest._job import Job
 
 SLOWEST = 5
-
-
-def _present(job: Job, result: JobResult | None) -> bool:
-    """Whether any group of the job exists once ``:skipif:`` has been applied."""
-    if job.error is not None:
-        return True
-    if result is None:
-        return False
-    return result.fault is not None or any(
-        e["t"] in {"group", "preamble_error"} for e in result.events
-    )
 
 
 def _failed(result: JobResult) -> bool:
@@ -84,15 +72,7 @@ class IsolatedDocTestBuilder(Builder):
                 __("isolated_doctest_start = 'auto': no fork server here (it needs Linux "
                    "5.3 or later), so every group starts a fresh interpreter")
             )
-        self.run_settings = RunSettings(
-            # What the reference builder gives an example: doctest_path first,
-            # then the build's sys.path, conf.py's additions included.
-            sys_path=(*map(str, self.config.doctest_path), *sys.path),
-            global_setup=self.config.doctest_global_setup,
-            global_cleanup=self.config.doctest_global_cleanup,
-            optionflags=self.config.doctest_default_flags,
-            fail_fast=self.config.doctest_fail_fast,
-        )
+        self.run_settings = RunSettings.from_config(self.config)
         self.executor = Executor(
             settings=self.run_settings,
             jobs=self.settings.jobs,
@@ -325,7 +305,7 @@ class IsolatedDocTestBuilder(Builder):
         show_successes = self.config.doctest_show_successes
         for docname, doc_jobs in itertools.groupby(jobs, key=lambda j: j.docname):
             page = list(doc_jobs)
-            if not any(_present(job, results.get(job.index)) for job in page):
+            if not any(present(job, results.get(job.index)) for job in page):
                 continue
             if show_successes:
                 self._out(f"\nDocument: {docname}\n----------{'-' * len(docname)}\n")

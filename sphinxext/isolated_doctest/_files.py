@@ -67,11 +67,8 @@ def write_junit(path: Path, outcomes: list[GroupOutcome], elapsed: float) -> Non
         if o.line is not None:
             case.set("line", str(o.line))
         if o.status in {"failed", "error"}:
-            first = next((ln for ln in o.text.splitlines() if ln.startswith("File ")), "")
             detail = ET.SubElement(
-                case,
-                "failure" if o.status == "failed" else "error",
-                message=o.message or first or f"{o.failures} failure(s)",
+                case, "failure" if o.status == "failed" else "error", message=o.headline
             )
             detail.text = o.text
         if o.cached:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sphinx.config import Config
 
 #: Preambles known by name; any other value is Python source.
 NAMED_PREAMBLES: dict[str, str] = {
@@ -85,6 +89,18 @@ class RunSettings:
     global_cleanup: str
     optionflags: int
     fail_fast: bool
+
+    @classmethod
+    def from_config(cls, config: Config) -> RunSettings:
+        return cls(
+            # What the reference builder gives an example: doctest_path first,
+            # then the build's sys.path, conf.py's additions included.
+            sys_path=(*map(str, config.doctest_path), *sys.path),
+            global_setup=config.doctest_global_setup,
+            global_cleanup=config.doctest_global_cleanup,
+            optionflags=config.doctest_default_flags,
+            fail_fast=config.doctest_fail_fast,
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

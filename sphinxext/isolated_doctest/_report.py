@@ -58,6 +58,24 @@ class GroupOutcome:
     text: str = ""
     message: str = ""
 
+    @property
+    def headline(self) -> str:
+        """One line on why the group did not pass: the fault, else where its
+        first failure is."""
+        first = next((ln for ln in self.text.splitlines() if ln.startswith("File ")), "")
+        return self.message or first or f"{self.failures} failure(s)"
+
+
+def present(job: Job, result: JobResult | None) -> bool:
+    """Whether any group of the job exists once ``:skipif:`` has been applied."""
+    if job.error is not None:
+        return True
+    if result is None:
+        return False
+    return result.fault is not None or any(
+        e["t"] in {"group", "preamble_error"} for e in result.events
+    )
+
 
 def _record(runner: SphinxDocTestRunner, name: str, failures: int, tries: int) -> None:
     """Add a child's counts to a runner, exactly as ``DocTestRunner.run`` would."""
