@@ -230,3 +230,28 @@ def test_child_stderr_is_relayed(app: SphinxTestApp) -> None:
     )
     assert "MonkeyPatchWarning" not in output_body(app)  # console only, as in one process
     assert app.statuscode == 0
+
+
+@pytest.mark.parametrize("verbosity", [0, 1])
+@pytest.mark.sphinx("doctest", testroot="isolated-preamble-stderr", freshenv=True)
+def test_preamble_stderr_once_per_server(
+    make_app: Callable[..., SphinxTestApp], app_params: tuple[list, dict], verbosity: int
+) -> None:
+    """A fork server's stderr is shown once, under its preamble; the deprecation
+    notice a named preamble's import prints on every run (eventlet's) only with -v."""
+    args, kwargs = app_params
+    app = make_app(*args, **kwargs, verbosity=verbosity)
+    app.build()
+    status = console_status(app)
+    assert (
+        "stderr of the custom preamble (set at index.rst:11):\n"
+        "    the loud preamble ran\n"
+    ) in status
+    assert status.count("stderr of the") == 1 + verbosity
+    notice = (
+        "stderr of the eventlet preamble (set at index.rst:4):\n"
+        "    <preamble set at index.rst:4>:1: EventletDeprecationWarning: \n"
+        "    Eventlet is deprecated."
+    )
+    assert (notice in status) == bool(verbosity)
+    assert app.statuscode == 0

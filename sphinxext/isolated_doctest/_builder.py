@@ -23,7 +23,13 @@ from sphinxext.isolated_doctest._directives import config_preamble_origin
 from sphinxext.isolated_doctest._files import write_json, write_junit
 from sphinxext.isolated_doctest._job import Preamble, RunSettings
 from sphinxext.isolated_doctest._pool import Executor
-from sphinxext.isolated_doctest._report import Counts, DocumentReport, GroupOutcome, present
+from sphinxext.isolated_doctest._report import (
+    Counts,
+    DocumentReport,
+    GroupOutcome,
+    present,
+    split_preamble_stderr,
+)
 from sphinxext.isolated_doctest._result import JobResult
 from sphinxext.isolated_doctest._shared import LOGGER
 
@@ -297,8 +303,11 @@ class IsolatedDocTestBuilder(Builder):
         for preamble, text in executor.server_stderr:
             # Written once, where the preamble ran, for every group after it.
             where = preamble.origin or "conf.py"
-            LOGGER.info(bold(__("stderr of the %s preamble (set at %s):")), preamble.label, where)
-            LOGGER.info(textwrap.indent(text.strip(), "    "))
+            shown, notices = split_preamble_stderr(preamble, text)
+            for log, part in ((LOGGER.info, shown), (LOGGER.verbose, notices)):
+                if part:
+                    log(bold(__("stderr of the %s preamble (set at %s):")), preamble.label, where)
+                    log(textwrap.indent(part, "    "))
 
     def _report(self, jobs: list[Job], results: dict[int, JobResult]) -> None:
         fail_fast = self.config.doctest_fail_fast

@@ -9,6 +9,7 @@ failure report of the same shape, at the example that was running.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -16,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from sphinx.ext.doctest import SphinxDocTestRunner
 
+from sphinxext.isolated_doctest._job import NAMED_PREAMBLES
 from sphinxext.isolated_doctest._shared import LOGGER
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sphinxext.isolated_doctest._job import Job
+    from sphinxext.isolated_doctest._job import Job, Preamble
     from sphinxext.isolated_doctest._result import Fault, JobResult
 
 DIVIDER = "*" * 70
@@ -103,6 +105,29 @@ def _split_origin(origin: str) -> tuple[str, str]:
     if path and line.isdigit():
         return path, line
     return origin or "conf.py", "?"
+
+
+#: Where a block of stderr starts: a Python warning's first line, or a traceback.
+_STDERR_BLOCK = re.compile(r"^\S.*:\d+: \w+: |^Traceback \(most recent call last\):")
+#: A deprecation warning raised by the preamble's own code (``_child`` compiles
+#: it as ``<preamble set at ...>``).
+_PREAMBLE_DEPRECATION = re.compile(r"^<preamble[^>]*>:\d+: \w*DeprecationWarning: ")
+
+
+def split_preamble_stderr(preamble: Preamble, text: str) -> tuple[str, str]:
+    """A fork server's stderr: what to show, and the known notices of a named
+    preamble (the deprecation warning its import raises, as eventlet's does on
+    every run), to show only when asked for (``-v``)."""
+    if preamble.label not in NAMED_PREAMBLES:
+        return text.strip(), ""
+    shown: list[str] = []
+    notices: list[str] = []
+    target = shown
+    for line in text.splitlines():
+        if _STDERR_BLOCK.match(line):
+            target = notices if _PREAMBLE_DEPRECATION.match(line) else shown
+        target.append(line)
+    return "\n".join(shown).strip(), "\n".join(notices).strip()
 
 
 def fault_report(
