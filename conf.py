@@ -12,6 +12,14 @@ from __future__ import annotations
 import tomllib
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from docutils import nodes
+from sphinx.domains.std import ConfigurationValue
+
+if TYPE_CHECKING:
+    from sphinx import addnodes
+    from sphinx.application import Sphinx
 
 ROOT = Path(__file__).resolve().parent
 
@@ -82,3 +90,26 @@ warnings.filterwarnings(
 # -- HTML -----------------------------------------------------------------------
 html_theme = "furo"
 html_title = f"sphinxext-isolated-doctest {release}"
+
+
+# -- The configuration reference --------------------------------------------------
+class CompactConfval(ConfigurationValue):
+    """``.. confval::`` with its type and default on one line, not a field each."""
+
+    def transform_content(self, content_node: addnodes.desc_content) -> None:
+        super().transform_content(content_node)
+        if not content_node.children or not isinstance(content_node[0], nodes.field_list):
+            return
+        fields = content_node[0]
+        line = nodes.paragraph(classes=["confval-summary"])
+        for field in [f for f in fields.children if isinstance(f, nodes.field)]:
+            if len(line):
+                line += nodes.Text(" · ")
+            line += nodes.strong(text=f"{field[0].astext()}: ")
+            line += field[1].children
+            fields.remove(field)
+        content_node[0:1] = [line, *fields.children]  # any parsing message stays
+
+
+def setup(app: Sphinx) -> None:
+    app.add_directive_to_domain("std", "confval", CompactConfval, override=True)
