@@ -54,14 +54,18 @@ class ResultCache:
     def __init__(self, folder: Path) -> None:
         self._path = folder / "results.json"
         self._salt = f"{FORMAT}:{environment_fingerprint()}"
-        self._entries: dict[str, dict[str, Any]] = {}
+        self._entries = self._read()
         self._used: set[str] = set()
+
+    def _read(self) -> dict[str, dict[str, Any]]:
         try:
             data = json.loads(self._path.read_text("utf-8"))
         except (OSError, ValueError):
             data = None
         if isinstance(data, dict) and data.get("salt") == self._salt:
-            self._entries = data.get("results", {})
+            entries: dict[str, dict[str, Any]] = data.get("results", {})
+            return entries
+        return {}
 
     def get(self, key: str) -> dict[str, Any] | None:
         entry = self._entries.get(key)
@@ -76,9 +80,12 @@ class ResultCache:
             self._used.add(key)
 
     def save(self, *, complete: bool) -> None:
-        """Write the cache; after a build of every page, drop what it no longer has."""
+        """Write the cache; after a build of every page, drop what it no longer has,
+        else keep what another run (a parallel one, say) has written since."""
         if complete:
             self._entries = {k: v for k, v in self._entries.items() if k in self._used}
+        else:
+            self._entries = {**self._read(), **self._entries}
         self._path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self._path.with_suffix(".tmp")
         data = {"salt": self._salt, "results": self._entries}
