@@ -8,13 +8,9 @@ before anything else is imported, and cannot hang, crash or leak into the build.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from sphinxext.isolated_doctest import _config, _directives
-from sphinxext.isolated_doctest._builder import IsolatedDocTestBuilder
-from sphinxext.isolated_doctest._job import NAMED_PREAMBLES
-from sphinxext.isolated_doctest._shared import Subtype, line_of, warn
 
 if TYPE_CHECKING:
     from collections.abc import Set
@@ -24,11 +20,32 @@ if TYPE_CHECKING:
     from sphinx.environment import BuildEnvironment
     from sphinx.util.typing import ExtensionMetadata
 
+    from sphinxext.isolated_doctest._builder import IsolatedDocTestBuilder
+    from sphinxext.isolated_doctest._job import NAMED_PREAMBLES
+    from sphinxext.isolated_doctest._shared import Subtype
+
 __version__ = "0.1.0"
 __all__ = ["NAMED_PREAMBLES", "IsolatedDocTestBuilder", "Subtype", "setup"]
 
+#: Where each name of ``__all__`` lives.  They are imported when first used:
+#: pytest imports this package for its plugin (``.pytest``) in every run, and
+#: a run that does not ask for the plugin should not pay for importing Sphinx.
+_LAZY = {
+    "IsolatedDocTestBuilder": "_builder",
+    "NAMED_PREAMBLES": "_job",
+    "Subtype": "_shared",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def _read_ahead(app: Sphinx, doctree: nodes.document) -> None:
+    from sphinxext.isolated_doctest._builder import IsolatedDocTestBuilder
+
     if isinstance(app.builder, IsolatedDocTestBuilder):
         app.builder.read_ahead(app.env.docname, doctree)
 
@@ -36,17 +53,25 @@ def _read_ahead(app: Sphinx, doctree: nodes.document) -> None:
 def _read_ahead_merged(
     app: Sphinx, env: BuildEnvironment, docnames: Set[str], other: BuildEnvironment
 ) -> None:
+    from sphinxext.isolated_doctest._builder import IsolatedDocTestBuilder
+
     if isinstance(app.builder, IsolatedDocTestBuilder):
         app.builder.read_ahead_merged(docnames)
 
 
 def _stop(app: Sphinx, exception: Exception | None) -> None:
     """However the build ends, no child outlives it."""
+    from sphinxext.isolated_doctest._builder import IsolatedDocTestBuilder
+
     if isinstance(app.builder, IsolatedDocTestBuilder):
         app.builder.executor.close()
 
 
 def setup(app: Sphinx) -> ExtensionMetadata:
+    from sphinxext.isolated_doctest import _config, _directives
+    from sphinxext.isolated_doctest._builder import IsolatedDocTestBuilder
+    from sphinxext.isolated_doctest._shared import Subtype, line_of, warn
+
     metadata: ExtensionMetadata = {
         "version": __version__,
         "parallel_read_safe": True,
