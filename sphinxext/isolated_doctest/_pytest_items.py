@@ -80,6 +80,13 @@ def _warn(found: Iterable[ReadWarning], default_path: Path) -> None:
         )
 
 
+def _failed_counts(counts: Counts) -> str:
+    failures = counts.failures
+    if failures["test"]:
+        return f"{failures['test']} of {counts.tries['test']} tests failed"
+    return "its setup code failed" if failures["setup"] else "its cleanup code failed"
+
+
 class GroupItem(pytest.Item):
     """One doctest group of a page."""
 
@@ -98,7 +105,11 @@ class GroupItem(pytest.Item):
         results = [runs.result(job) for job in jobs]
         _warn(project.new_warnings(), self.path)
         if not any(present(job, result) for job, result in zip(jobs, results, strict=True)):
-            pytest.skip(f"every block of group {self.name!r} is skipped by its :skipif:")
+            # Reported at the group, not here (as a skip marker would be).
+            raise pytest.skip.Exception(
+                f"every block of group {self.name!r} is skipped by its :skipif:",
+                _use_item_location=True,
+            )
         report = DocumentReport(
             flags=project.run_settings.optionflags,
             show_successes=project.config.doctest_show_successes,
@@ -113,7 +124,6 @@ class GroupItem(pytest.Item):
         counts = Counts()
         report.summarize(out.append, counts)
         outcomes = report.outcomes
-        tries, failures = sum(counts.tries.values()), sum(counts.failures.values())
         self.user_properties.append((TESTS_PROPERTY, counts.tries["test"]))
         if outcomes and all(o.cached for o in outcomes):
             self.user_properties.append((CACHED_PROPERTY, "true"))
@@ -121,7 +131,7 @@ class GroupItem(pytest.Item):
             text = "".join(out)
             # A fault says what happened; a failed example is in the text.
             fault = next((o.message for o in outcomes if o.message), None)
-            headline = fault or f"{failures} of {tries} tests failed"
+            headline = fault or _failed_counts(counts)
             first = _FILE_LINE.search(text)
             line = int(first[1]) if first else self.group.line
             raise GroupFailure(text, headline, line)
