@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sphinx.builders import Builder
+from sphinx.errors import SphinxError
 from sphinx.locale import __
 from sphinx.util.console import bold  # type: ignore[attr-defined]
 from sphinx.util.display import status_iterator
@@ -34,7 +35,7 @@ from sphinxext.isolated_doctest._result import JobResult
 from sphinxext.isolated_doctest._shared import LOGGER
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence, Set
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 
     from docutils import nodes
     from sphinx.application import Sphinx
@@ -42,6 +43,12 @@ if TYPE_CHECKING:
     from sphinxext.isolated_doctest._job import Job
 
 SLOWEST = 5
+
+
+class SelectionError(SphinxError):
+    """A selected group (see :meth:`IsolatedDocTestBuilder.select`) is not on its page."""
+
+    category = "Not found"
 
 
 def _failed(result: JobResult) -> bool:
@@ -92,6 +99,10 @@ class IsolatedDocTestBuilder(Builder):
         #: Pages collected (and their jobs submitted) while Sphinx reads.
         self._ahead: dict[str, _Page] = {}
         self._reading_ahead = not self.config.doctest_fail_fast
+        #: The groups to test, by page (None: all of them): see select().
+        self._only: dict[str, frozenset[str] | None] | None = None
+        #: Called with (jobs ended, jobs started) as each job ends.
+        self.progress: Callable[[int, int], None] | None = None
         self._pid = os.getpid()
         # Most groups run after conf.py's preamble: start its fork server while
         # Sphinx reads the pages.
@@ -202,6 +213,37 @@ class IsolatedDocTestBuilder(Builder):
             for docname in sorted(docnames):
                 self.read_ahead(docname, self.env.get_doctree(docname))
 
+    def select(self, pages: Mapping[str, frozenset[str] | None]) -> None:
+        """Test only these groups (by page; None for all of a page's groups).
+
+        The pages are still read as usual, but their groups start only once
+        the selection has been checked against them: a group not on its page
+        stops the build with :class:`SelectionError` before anything runs.
+        """
+        self._only = dict(pages)
+        self._reading_ahead = False
+
+    def _selected(self, jobs: list[Job]) -> list[Job]:
+        assert self._only is not None
+        kept: list[Job] = []
+        found: dict[str, set[str]] = {}
+        for job in jobs:
+            if job.docname not in self._only:
+                continue
+            names = self._only[job.docname]
+            specs = tuple(g for g in job.groups if names is None or g.name in names)
+            found.setdefault(job.docname, set()).update(g.name for g in job.groups)
+            if specs:
+                kept.append(job if specs == job.groups else dataclasses.replace(job, groups=specs))
+        for docname, names in self._only.items():
+            missing = sorted((names or set()) - found.get(docname, set()))
+            if missing:
+                groups = ", ".join(sorted(found.get(docname, ()))) or "none"
+                raise SelectionError(
+                    f"page {docname!r} has no doctest group {missing[0]!r} (its groups: {groups})"
+                )
+        return kept
+
     def _cached(self, key: str) -> dict[str, Any] | None:
         if self.cache is None or self._fresh:
             return None
@@ -233,6 +275,8 @@ class IsolatedDocTestBuilder(Builder):
                     keys[job.index] = page.keys[own]
                 if own in page.tickets:
                     tickets[page.tickets[own]] = job
+        if self._only is not None:
+            jobs = self._selected(jobs)
         # Read ahead but not to be tested (pages not named on the command line).
         self.executor.cancel(t for page in self._ahead.values() for t in page.tickets.values())
         self._ahead.clear()
@@ -272,9 +316,12 @@ class IsolatedDocTestBuilder(Builder):
         cache = self.cache
         fail_fast = self.config.doctest_fail_fast
         left = Counter(job.docname for job in tickets.values())
+        progress = self.progress
 
         def finished_pages() -> Iterator[str]:
-            for ticket, result in executor.results():
+            for ended_jobs, (ticket, result) in enumerate(executor.results(), start=1):
+                if progress is not None:
+                    progress(ended_jobs, len(tickets))
                 job = tickets[ticket]
                 if result.index != job.index:  # read ahead, numbered on its own
                     result = dataclasses.replace(result, index=job.index)
