@@ -38,6 +38,8 @@ extensions = [
     "sphinx.ext.intersphinx",
     "sphinx.ext.autodoc",
     "sphinx_autodoc_typehints",
+    # Markdown pages (guide/myst.md), doctested like the others.
+    "myst_parser",
 ]
 
 exclude_patterns = ["_build", "_inventories"]

@@ -216,6 +216,16 @@ def test_idle_unless_asked(pytester: Pytester, project: Path) -> None:
     assert check.stdout == "False\n"
 
 
+def test_enabled_by_name_without_autoload(
+    pytester: Pytester, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    args = ("--sphinx-doctest=docs", "-k", "passing")
+    assert run(pytester, *args).ret == pytest.ExitCode.USAGE_ERROR  # no such option
+    result = run(pytester, "-p", "sphinxext.isolated_doctest.pytest", *args)
+    result.assert_outcomes(passed=2, deselected=4)
+
+
 def test_bad_source_folder(pytester: Pytester, project: Path) -> None:
     result = run(pytester, "--sphinx-doctest=nowhere")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
