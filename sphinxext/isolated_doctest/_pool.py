@@ -505,7 +505,10 @@ class Executor:
             del server.err[:-TAIL_BYTES]
 
     def _server_fault(self, server: _Server) -> Fault:
-        server.proc.poll()
+        # Its pipes close as it dies, a moment before it can be waited for:
+        # wait (it has been sent SIGKILL), or the status would be missing.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.proc.wait(timeout=5)
         lines = server.err.decode("utf-8", "backslashreplace").strip().splitlines()
         status = server.proc.returncode
         message = "lost its fork server" + (f" (exit status {status})" if status else "")
