@@ -180,8 +180,6 @@ class DoctestSession:
         self.project: Project | None = None
         self.runs: Runs | None = None
         self._worker = hasattr(config, "workerinput")
-        #: pytest-xdist's controller: it collects and runs nothing itself.
-        self._controller = not self._worker and config.pluginmanager.has_plugin("dsession")
         #: Each fork server's stderr: (preamble label, origin, shown, notices).
         self._stderr: list[tuple[str, str, str, str]] = []
         if config.args_source != pytest.Config.ArgsSource.ARGS and not self._reached(
@@ -218,7 +216,10 @@ class DoctestSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> None:
-        if self._controller or not self._reached(session.config.args):
+        # pytest-xdist's controller collects nothing itself (its plugin is
+        # registered after this one: ask now, not when this one was).
+        controller = not self._worker and self.config.pluginmanager.has_plugin("dsession")
+        if controller or not self._reached(session.config.args):
             return
         try:
             self.project = read_project(
