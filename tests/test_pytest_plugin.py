@@ -239,3 +239,40 @@ def test_bad_source_folder(pytester: Pytester, project: Path) -> None:
         f"ERROR: {pytester.path / 'conf.py'}: no such file; if conf.py is elsewhere, give its "
         "folder with --sphinx-doctest-confdir",
     ]
+
+
+def test_bad_setting_is_a_usage_error(pytester: Pytester, project: Path) -> None:
+    conf = pytester.path / "docs/conf.py"
+    conf.write_text(conf.read_text() + "isolated_doctest_timeout = -1\n")
+    result = run(pytester, "--sphinx-doctest=docs")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.lines if line] == [
+        f"ERROR: --sphinx-doctest: {conf}:12: ERROR: isolated_doctest_timeout = -1: use a "
+        "number of seconds, or 0 for none; this build runs with the default, 120, and fails "
+        "[isolated_doctest.config]",
+    ]
+
+
+def test_sphinx_warnings_are_pytest_warnings(pytester: Pytester, project: Path) -> None:
+    page = pytester.path / "docs/passing.rst"
+    third = "\n.. doctest:: third\n   :timeout: soon\n\n   >>> 3\n   3\n"
+    page.write_text(page.read_text() + third)
+    message = (
+        f'{page}:19: ERROR: Error in "doctest" directive:\n'
+        "invalid option value: (option: \"timeout\"; value: 'soon')\n"
+        "'soon' is not a number of seconds (use e.g. 30, or 0 for none)."
+    )
+    # The ini file makes warnings errors: this one stops the run, and says why.
+    result = run(pytester, "--sphinx-doctest=docs", "-k", "passing")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "\n".join(line for line in result.stderr.lines if line).startswith(
+        f"ERROR: {message}"
+    )
+    result = run(pytester, "--sphinx-doctest=docs", "-k", "passing", "-W",
+                 "default::sphinxext.isolated_doctest.pytest.SphinxWarning")
+    result.assert_outcomes(passed=2, deselected=4, warnings=1)
+    result.stdout.fnmatch_lines([
+        "docs/passing.rst:19",
+        f'  {page}:19: SphinxWarning: ERROR: Error in "doctest" directive:',
+        *(f"  {line}" for line in message.splitlines()[1:]),
+    ])

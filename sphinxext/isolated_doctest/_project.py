@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 
     from sphinxext.isolated_doctest._job import Job
 
-#: A warning line as Sphinx writes it: ``path:line: WARNING: text``.
-_LOCATED = re.compile(r"^(?P<path>.+?):(?P<line>\d+): (?:WARNING|ERROR|CRITICAL): ")
+#: The first line of a warning as Sphinx writes it: ``path:line: WARNING: text``
+#: (the place may be shorter, or missing).
+_WARNING = re.compile(r"^(?P<where>.*?)\b(?:WARNING|ERROR|CRITICAL): ")
 
 
 class ProjectError(Exception):
@@ -70,6 +71,12 @@ class ReadWarning:
     text: str
     path: str | None
     line: int | None
+
+    @property
+    def message(self) -> str:
+        """The text without its place (which Python's warnings give apart)."""
+        match = _WARNING.match(self.text)
+        return self.text[len(match["where"]):] if match else self.text
 
 
 @dataclass(kw_only=True, eq=False)
@@ -111,19 +118,18 @@ def locked(folder: Path) -> Iterator[None]:
 def _split_warnings(text: str) -> list[ReadWarning]:
     found: list[ReadWarning] = []
     for line in strip_escape_sequences(text).splitlines():
-        match = _LOCATED.match(line)
-        if match is None and found and (line.startswith(" ") or not line.strip()):
-            # The rest of a warning of several lines.
+        match = _WARNING.match(line)
+        if match is None and found:
+            # The rest of a warning of several lines (docutils' are).
             last = found[-1]
             found[-1] = dataclasses.replace(last, text=f"{last.text}\n{line}".rstrip())
-            continue
-        if not line.strip():
-            continue
-        if match is None:
-            found.append(ReadWarning(text=line, path=None, line=None))
-        else:
+        elif match is not None or line.strip():
+            where = match["where"].rstrip(": ") if match else ""
+            path, _, number = where.rpartition(":")
             found.append(
-                ReadWarning(text=line, path=match["path"], line=int(match["line"]))
+                ReadWarning(text=line, path=path, line=int(number))
+                if number.isdigit()
+                else ReadWarning(text=line, path=where or None, line=None)
             )
     return found
 

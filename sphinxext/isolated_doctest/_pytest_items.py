@@ -71,13 +71,18 @@ class FailureRepr(TerminalRepr):
 
 
 def _warn(found: Iterable[ReadWarning], default_path: Path) -> None:
+    """Sphinx's warnings as Python warnings; one the filters make an error is
+    raised with its place."""
     for warning in found:
-        warnings.warn_explicit(
-            warning.text,
-            SphinxWarning,
-            filename=warning.path or str(default_path),
-            lineno=warning.line or 0,
-        )
+        try:
+            warnings.warn_explicit(
+                warning.message,
+                SphinxWarning,
+                filename=warning.path or str(default_path),
+                lineno=warning.line or 0,
+            )
+        except SphinxWarning:
+            raise SphinxWarning(warning.text) from None
 
 
 def _failed_counts(counts: Counts) -> str:
@@ -231,6 +236,8 @@ class DoctestSession:
         try:
             _warn(project.warnings, self.confdir / "conf.py")
         except SphinxWarning as exc:
+            # As sphinx-build -W does: read again next time, and say it again.
+            (project.doctreedir / "environment.pickle").unlink(missing_ok=True)
             raise pytest.UsageError(
                 f"{exc}\n(a Sphinx warning, made an error by pytest's warning filters)"
             ) from None
