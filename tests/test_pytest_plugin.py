@@ -6,6 +6,7 @@ children of that process, which the plugin must end however the run ends.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -276,3 +277,23 @@ def test_sphinx_warnings_are_pytest_warnings(pytester: Pytester, project: Path) 
         f'  {page}:19: SphinxWarning: ERROR: Error in "doctest" directive:',
         *(f"  {line}" for line in message.splitlines()[1:]),
     ])
+
+
+def test_our_docs_same_groups_as_the_builder(tmp_path: Path) -> None:
+    """This project's documentation: every group the builder runs is an item,
+    and the tests add up to the builder's."""
+    repo = Path(__file__).parent.parent
+    build = sphinx_build(repo / "docs", tmp_path / "doctest", "-c", str(repo))
+    assert build.returncode == 0, build.stderr
+    summary = json.loads((tmp_path / "doctest/output.json").read_text())["summary"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--sphinx-doctest=docs", "--sphinx-doctest-confdir=.",
+         f"--sphinx-doctest-builddir={tmp_path / 'pytest'}", "-p", "no:cacheprovider", "docs"],
+        cwd=repo, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stdout
+    assert (
+        f"sphinx doctest: {summary['tests']} tests in {summary['groups']} groups, 0 failed, "
+        "0 from the cache"
+    ) in done.stdout.splitlines()
+    assert f"{summary['groups']} passed" in done.stdout.splitlines()[-1]
