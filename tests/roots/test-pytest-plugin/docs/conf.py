@@ -1,4 +1,5 @@
 extensions = ['sphinxext.isolated_doctest']
+show_warning_types = True  # the same lines under every Sphinx
 # Each group says that it ran, where the test asks it to.
 doctest_global_setup = '''
 import os
