@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import sphinx
 from xref_fixtures import DEMO_ENTRIES, copy_root, warning_lines, write_inventory
 
 if TYPE_CHECKING:
@@ -119,6 +120,19 @@ def test_a_truncated_inventory_is_summarised_with_every_reference_into_it(
     python = tmp_path / "inv" / "python.inv"
     app.build()
     lines = _ours(app)
+    if sphinx.version_info < (8,):
+        # Sphinx 7 links what it could read of the file: it is said, and the rest checked
+        assert lines[0].startswith(
+            f"WARNING: inventory 'python' loaded only in part, so references into what is "
+            f"missing are reported as not found: {python}: its compressed part is corrupt "
+            f"or truncated"
+        )
+        assert lines[0].endswith(
+            "Fix: point intersphinx_mapping at a valid objects.inv, or download it again "
+            "[xref_check.inventory_unavailable]"
+        )
+        assert not any("were neither linked nor checked" in line for line in lines)
+        return
     assert lines[0].startswith(
         f"WARNING: inventory 'python' did not load, so references into it are neither linked "
         f"nor checked: {python}: its compressed part is corrupt or truncated"

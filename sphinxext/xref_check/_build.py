@@ -156,6 +156,15 @@ def on_builder_inited_after_load(app: Sphinx) -> None:
                 status.reason,
             )
             continue
+        if status.damaged:
+            emit_warning(
+                Subtype.INVENTORY_UNAVAILABLE,
+                "inventory %r loaded only in part, so references into what is missing "
+                "are reported as not found: %s. Fix: point intersphinx_mapping at a valid "
+                "objects.inv, or download it again",
+                status.name,
+                status.damaged,
+            )
         if status.snapshot_for:
             emit_warning(
                 Subtype.SNAPSHOT,

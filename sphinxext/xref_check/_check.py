@@ -21,7 +21,7 @@ from sphinxext.xref_check._installed import (
     same_object,
 )
 from sphinxext.xref_check._shared import Subtype
-from sphinxext.xref_check._source import DOCSTRING_OF, docstring_location, node_source_line
+from sphinxext.xref_check._source import docstring_location, docstring_source, node_source_line
 
 if TYPE_CHECKING:
     from collections.abc import Container, Iterable, Mapping
@@ -133,7 +133,7 @@ def reference_of(
     docname = node.get("refdoc") or current_docname(env)
     source, line, own = node_source_line(node)
     location = None
-    if source and DOCSTRING_OF in source:
+    if source and docstring_source(source) is not None:
         class_content = str(getattr(env.config, "autoclass_content", "class"))
         path, line = docstring_location(source, line, own=own, class_content=class_content)
         source = path
@@ -185,7 +185,7 @@ def reference_of(
 
 
 def _relative(source: str, srcdir: Path) -> str:
-    source = source.split(DOCSTRING_OF)[0]
+    source = (docstring_source(source) or (source, ""))[0]
     try:
         return (srcdir.joinpath(source)).resolve().relative_to(srcdir.resolve()).as_posix()
     except ValueError:

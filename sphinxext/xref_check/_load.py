@@ -69,6 +69,9 @@ class InventoryStatus:
     reason: str = ""
     #: The URL that failed when a snapshot stood in for it.
     snapshot_for: str = ""
+    #: Why a local file it loaded from is damaged (Sphinx 7 reads what it can of
+    #: a truncated file); empty when it is whole.
+    damaged: str = ""
 
     def describe(self) -> str:
         if self.project:
@@ -247,9 +250,26 @@ def inspect_inventories(
                 tops=tops,
                 distribution=dist,
                 snapshot_for=snapshot_for,
+                damaged=_damage(locations, srcdir),
             )
         )
     return statuses
+
+
+def _damage(locations: Iterable[str], srcdir: Path) -> str:
+    """``"<file>: why"`` for the first local file of *locations* that reads but is
+    not a whole inventory; ``""`` if there is none."""
+    for location in locations:
+        if "://" in location:
+            continue
+        path = srcdir / location
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        problem = diagnose_inventory_bytes(data)
+        return f"{path}: {problem}" if problem else ""
+    return ""
 
 
 def version_skew(status: InventoryStatus, *, python_version: tuple[int, int]) -> str | None:

@@ -19,6 +19,20 @@ if TYPE_CHECKING:
     from docutils.nodes import Node
 
 DOCSTRING_OF: Final = ":docstring of "
+#: What autodoc writes when it knows no file (Sphinx 7 does, for an instance
+#: attribute's ``#:`` comment).
+_BARE_DOCSTRING_OF: Final = "docstring of "
+
+
+def docstring_source(source: str) -> tuple[str, str] | None:
+    """``(file, name)`` of a docstring's source, ``"<file>:docstring of <name>"`` or
+    ``"docstring of <name>"`` (file ``""``); None for any other source."""
+    path, sep, name = source.partition(DOCSTRING_OF)
+    if sep:
+        return path, name
+    if source.startswith(_BARE_DOCSTRING_OF):
+        return "", source.removeprefix(_BARE_DOCSTRING_OF)
+    return None
 
 
 def node_source_line(node: Node) -> tuple[str | None, int | None, bool]:
@@ -33,7 +47,7 @@ def node_source_line(node: Node) -> tuple[str | None, int | None, bool]:
     while current is not None:
         source = getattr(current, "source", None)
         line = getattr(current, "line", None)
-        if source and (line or DOCSTRING_OF in source):
+        if source and (line or docstring_source(source) is not None):
             return source, line, own
         current = current.parent
         own = False
@@ -43,7 +57,8 @@ def node_source_line(node: Node) -> tuple[str | None, int | None, bool]:
 def docstring_location(
     source: str, line: int | None, *, own: bool, class_content: str
 ) -> tuple[str, int | None]:
-    """``(file, line)`` in the ``.py`` file for *source* ``"<file>:docstring of <name>"``.
+    """``(file, line)`` in the ``.py`` file for a docstring's *source* (see
+    :func:`docstring_source`).
 
     *line* counts from the docstring's first line. A reference that is not part of
     the docstring's text (*own* False: a type hint autodoc turned into a field) is
@@ -51,7 +66,7 @@ def docstring_location(
     found, the file is the one autodoc named and the line is the definition's, or
     None.
     """
-    path, _, name = source.partition(DOCSTRING_OF)
+    path, name = docstring_source(source) or ("", source)
     obj = _find_object(name)
     place = _definition(obj, name) if obj is not _MISSING else None
     if place is None:
