@@ -38,6 +38,10 @@ def group(n: int) -> tuple[str, str]:
     return f"base = {n}", f">>> base + 1\n{n + 1}\n>>> sorted({{base, 2, 1}})[-1] >= 2\nTrue\n"
 
 
+SETTINGS = RunSettings(sys_path=tuple(sys.path), global_setup="", global_cleanup="",
+                       optionflags=doctest.ELLIPSIS, fail_fast=False)
+
+
 def wire(n: int, empty: bool) -> bytes:
     """Job ``n``: group ``n``, or (``empty``) no group at all."""
     import marshal
@@ -51,9 +55,7 @@ def wire(n: int, empty: bool) -> bytes:
     job = Job(
         index=n, docname="page", filename="page.rst", preamble=NO_PREAMBLE, groups=groups,
     )
-    settings = RunSettings(sys_path=tuple(sys.path), global_setup="", global_cleanup="",
-                           optionflags=doctest.ELLIPSIS, fail_fast=False)
-    return marshal.dumps(job_wire(job, settings))
+    return marshal.dumps(job_wire(job, SETTINGS))
 
 
 def forked_round(empty: bool) -> dict[str, float]:
@@ -61,7 +63,7 @@ def forked_round(empty: bool) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="group-cost-", dir="/dev/shm"))
     tokens = token_pipe(2)
     config = folder / "server"
-    config.write_bytes(server_config(sys_path=sys.path, preamble=NO_PREAMBLE, tokens=tokens))
+    config.write_bytes(server_config(settings=SETTINGS, preamble=NO_PREAMBLE, tokens=tokens))
     server = subprocess.Popen([sys.executable, CHILD_SCRIPT, "serve", str(config)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=tokens)
     assert server.stdin is not None and server.stdout is not None

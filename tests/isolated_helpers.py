@@ -97,7 +97,11 @@ def build_with(
 
 
 def sphinx_build(
-    srcdir: Path, outdir: Path, *options: str, wrapper: Sequence[str] = ()
+    srcdir: Path,
+    outdir: Path,
+    *options: str,
+    wrapper: Sequence[str] = (),
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``sphinx-build -b doctest -E -q`` (run through ``wrapper``, a command that
     ends by running its arguments) in its own session; kill that whole session
@@ -109,6 +113,7 @@ def sphinx_build(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env=env,
     )
     try:
         stdout, stderr = proc.communicate(timeout=90)

@@ -9,12 +9,15 @@ here leaks nothing: no monkey-patching, no global state beyond its namespaces.
 from __future__ import annotations
 
 import doctest
+import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import sphinx
-from isolated_helpers import build_with
+import sphinx.ext.doctest
+from isolated_helpers import ROOTS, build_with, sphinx_build
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -210,3 +213,44 @@ def test_fail_fast_report(make_app: Callable[..., SphinxTestApp], tmp_path: Path
     assert code == 1
     assert warnings == ""
     assert body in status
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_runner_details_like_reference(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path, start: str
+) -> None:
+    """What the reference's runner does beyond doctest's: a traceback through a
+    function an earlier block defined (doctest alone fails on it, and the rest of
+    the group is lost), and the compile hook's frame in a syntax error's."""
+    ours, _, ours_warnings, ours_code = build_with(
+        make_app, tmp_path, OURS, "isolated-runner", isolated_doctest_start=start
+    )
+    ref, _, ref_warnings, ref_code = build_with(make_app, tmp_path, REFERENCE, "isolated-runner")
+    assert ours == ref
+    assert ours_warnings == ref_warnings
+    assert ours_code == ref_code == 1
+    lines = ours.splitlines()
+    assert "   4 tests in default" in lines  # boom() as expected, then 1 + 1
+    assert "   1 of   3 in failing" in lines
+    # The frame of the hook that compiles in 'exec' mode is the reference's own.
+    hook = f'      File "{sphinx.ext.doctest.__file__}", line '
+    assert [line.startswith(hook) for line in lines].count(True) == 2
+    assert "_child.py" not in ours
+
+
+def test_no_colour_in_the_report(tmp_path: Path) -> None:
+    """Python 3.13 colours doctest's reports where stderr is a terminal or
+    FORCE_COLOR is set; output.txt never has colour codes."""
+    srcdir = tmp_path / "src"
+    shutil.copytree(ROOTS / "test-isolated-fidelity", srcdir)
+    plain = sphinx_build(srcdir, tmp_path / "plain", env={**os.environ, "NO_COLOR": "1"})
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    coloured = sphinx_build(srcdir, tmp_path / "forced", env={**env, "FORCE_COLOR": "1"})
+    assert plain.returncode == coloured.returncode == 1
+    bodies = [
+        (tmp_path / name / "output.txt").read_text(encoding="utf-8").split("\n", 2)[2]
+        for name in ("plain", "forced")
+    ]
+    assert bodies[0] == bodies[1]
+    assert "\x1b[" not in bodies[1]
+    assert "***Test Failed***" in bodies[1]

@@ -120,6 +120,15 @@ def _read_frame_file(path: str) -> Any:
     return marshal.loads(data[4:])
 
 
+def _prepare(setup: Wire) -> None:
+    """What the reference builder's examples find in its process: its
+    ``sys.path`` and ``sys.argv`` (see ``RunSettings.child``)."""
+    sys.path[:] = setup["sys_path"]
+    if setup["argv"]:
+        sys.argv[:] = setup["argv"]
+    _Machinery.compile_hook = setup["compile_hook"]
+
+
 def _run_preamble(source: str, origin: str) -> str | None:
     """Run the preamble in its own namespace; return a traceback text or None."""
     if not source:
@@ -168,28 +177,60 @@ def _cut(text: str) -> str:
 # Running one job: the same steps as sphinx.ext.doctest's test_group.
 
 
-class _Mode:
-    """The compile mode for the example being run.
+class _OwnCompile:
+    """The compile hook, where sphinx.ext.doctest's own cannot be rebuilt."""
+
+    type = "single"
+
+    def compile(self, code: str, name: str, type: str, flags: int, dont_inherit: bool) -> Any:
+        return compile(code, name, self.type, flags, dont_inherit)
+
+
+def _reference_compile(hook: list[Any]) -> Any:
+    """sphinx.ext.doctest's compile hook, compiled from its own source at its
+    own file and line, on a stand-in for its builder.
 
     ``doctest`` compiles every example in ``'single'`` mode, which cannot take
-    multi-statement setup or ``testcode`` blocks.  Sphinx's reference builder
-    swaps ``doctest.compile`` for one that reads the mode from the builder; we
-    do the same, but only inside this throw-away process.
+    multi-statement setup or ``testcode`` blocks; the reference builder swaps
+    ``doctest.compile`` for its method, which reads the mode from the builder
+    (``self.type``).  Its frame shows in the traceback of an example that does
+    not compile: rebuilt this way, that frame is the reference's, line for
+    line, and no frame of this module appears.
     """
+    path, first, source = hook
+    if first < 2:
+        raise ValueError("no line for the stand-in class")
+    import __future__
 
-    value = "single"
+    text = "\n" * (first - 2) + "class DocTestBuilder:\n" + source
+    namespace: dict[str, Any] = {"__name__": "sphinx.ext.doctest"}
+    flags = __future__.annotations.compiler_flag  # as the reference module has
+    exec(compile(text, path, "exec", flags, True), namespace)
+    builder = namespace["DocTestBuilder"]()
+    builder.compile  # noqa: B018  (it must be there)
+    return builder
 
 
-def _install_compile(doctest: ModuleType) -> None:
-    def _compile(
-        source: str, filename: str, mode: str, flags: int = 0, dont_inherit: bool = False
-    ) -> Any:
-        return compile(source, filename, _Mode.value, flags, dont_inherit)
-
-    doctest.compile = _compile  # type: ignore[attr-defined]
+def _install_compile(doctest: ModuleType, hook: list[Any] | None) -> Any:
+    """Route doctest's compile through a hook whose ``type`` is the mode; return it."""
+    builder: Any = None
+    if hook:
+        try:
+            builder = _reference_compile(hook)
+        except Exception:
+            builder = None
+    if builder is None:
+        builder = _OwnCompile()
+    builder.type = "single"
+    doctest.compile = builder.compile  # type: ignore[attr-defined]
+    # Python 3.13 colours a failure's divider when stderr is a terminal or
+    # FORCE_COLOR is set: never in a report that goes to a file.
+    if hasattr(doctest, "can_colorize"):
+        doctest.can_colorize = lambda: False  # type: ignore[attr-defined]
     if doctest._OutputRedirectingPdb is not _LazyDebugger:
         _LazyDebugger.real = doctest._OutputRedirectingPdb
         doctest._OutputRedirectingPdb = _LazyDebugger  # type: ignore[attr-defined]
+    return builder
 
 
 class _LazyDebugger:
@@ -216,20 +257,53 @@ class _LazyDebugger:
         return self._pdb.set_trace(frame or sys._getframe(1))
 
 
+#: Python 3.13's doctest counts a skipped example as tried.
+_COUNTS_SKIPS = sys.version_info >= (3, 13)
+
+
 def _make_runner_class(doctest: Any) -> Any:
     class Runner(doctest.DocTestRunner):  # type: ignore[misc]
         phase = "test"
+        _started = 0
+
+        def run(
+            self, test: Any, compileflags: Any = None, out: Any = None, clear_globs: bool = True
+        ) -> Any:
+            self._started = 0
+            return super().run(test, compileflags, out, clear_globs)
 
         def report_start(self, out: Any, test: Any, example: Any) -> None:
-            if test.lineno is not None and self.phase == "test" and _Mode.value == "single":
+            self._started += 1
+            if _COUNTS_SKIPS:
+                tried = 1 + next(i for i, e in enumerate(test.examples) if e is example)
+            else:
+                tried = self._started
+            single = _Machinery.compile_builder.type == "single"
+            if test.lineno is not None and self.phase == "test" and single:
                 line = test.lineno + (example.lineno or 0) + 1
             else:
                 line = (example.lineno or 0) + 1
             _Channel.emit(
                 "start", phase=self.phase, group=test.name, filename=test.filename,
-                line=line, source=_cut(example.source),
+                line=line, source=_cut(example.source), tried=tried,
             )
             super().report_start(out, test, example)
+
+        def _DocTestRunner__patched_linecache_getlines(
+            self, filename: str, module_globals: Any = None
+        ) -> Any:
+            # sphinx.ext.doctest's: the blocks of a group are tests of one
+            # name, so a frame from an earlier block (a function it defined)
+            # may name an example this test does not have.
+            m = self._DocTestRunner__LINECACHE_FILENAME_RE.match(filename)
+            if m and m.group("name") == self.test.name:
+                try:
+                    example = self.test.examples[int(m.group("examplenum"))]
+                except IndexError:
+                    pass
+                else:
+                    return example.source.splitlines(True)
+            return self.save_linecache_getlines(filename, module_globals)
 
     return Runner
 
@@ -306,19 +380,23 @@ def _build_group(spec: Wire, job: Wire) -> _Group | None:
 def _run_group(doctest: Any, runner_for: Any, group: _Group, job: Wire) -> bool:
     """Run one group; return False if it failed (for fail-fast)."""
     parser = _Machinery.parser
+    hook = _Machinery.compile_builder
     ns: dict[str, Any] = {}
     fail_fast = job["fail_fast"]
+    counts_skips = _COUNTS_SKIPS
 
     def out(text: str) -> None:
         _Channel.emit("out", text=_cut(text))
 
     def run(runner: Any, test: Any, kind: str) -> bool:
         old_f, old_t = runner.failures, runner.tries
+        old_s = runner.skips if counts_skips else 0
         test.globs = ns
         runner.run(test, out=out, clear_globs=False)
         _Channel.emit(
             "record", runner=kind, name=test.name,
             failures=runner.failures - old_f, tries=runner.tries - old_t,
+            skips=(runner.skips if counts_skips else 0) - old_s,
         )
         return bool(runner.failures == old_f)
 
@@ -330,7 +408,7 @@ def _run_group(doctest: Any, runner_for: Any, group: _Group, job: Wire) -> bool:
         test = doctest.DocTest(
             examples, {}, f"{group.name} ({what} code)", blocks[0]["filename"], 0, None
         )
-        _Mode.value = "exec"
+        hook.type = "exec"  # the snippet may contain multiple statements
         return run(runner, test, what)
 
     _Channel.emit("group", name=group.name, ts=_raw_monotonic())
@@ -357,7 +435,7 @@ def _run_group(doctest: Any, runner_for: Any, group: _Group, job: Wire) -> bool:
                 new_opt = _options(block)
                 new_opt.update(example.options)
                 example.options = new_opt
-            _Mode.value = "single"
+            hook.type = "single"
         else:
             block, output_block = code
             output = output_block["code"] if output_block else ""
@@ -371,7 +449,7 @@ def _run_group(doctest: Any, runner_for: Any, group: _Group, job: Wire) -> bool:
             test = doctest.DocTest(
                 [example], {}, group.name, block["filename"], block["lineno"], None
             )
-            _Mode.value = "exec"
+            hook.type = "exec"
         if not run(runner_for("test"), test, "test"):
             success = False
             if fail_fast:
@@ -390,6 +468,10 @@ class _Machinery:
     runner_class: Any = None
     parser: Any = None
     resource: Any = None
+    #: Where sphinx.ext.doctest's compile hook is (see _reference_compile).
+    compile_hook: list[Any] | None = None
+    #: The object whose ``compile`` doctest calls; its ``type`` is the mode.
+    compile_builder: Any = None
 
     @classmethod
     def load(cls) -> None:
@@ -399,7 +481,7 @@ class _Machinery:
         import resource
 
         _HighFd.load()
-        _install_compile(doctest)
+        cls.compile_builder = _install_compile(doctest, cls.compile_hook)
         cls.doctest, cls.resource = doctest, resource
         cls.runner_class = _make_runner_class(doctest)
         cls.parser = doctest.DocTestParser()
@@ -412,12 +494,18 @@ class _Runners:
         self._class = runner_class
         self._flags = flags
         self._made: dict[str, Any] = {}
+        self._fakeout: Any = None
 
     def __call__(self, phase: str) -> Any:
         runner = self._made.get(phase)
         if runner is None:
             runner = self._made[phase] = self._class(verbose=False, optionflags=self._flags)
             runner.phase = phase
+            # As the reference builder's runners, all capture into one buffer.
+            if self._fakeout is None:
+                self._fakeout = runner._fakeout
+            else:
+                runner._fakeout = self._fakeout
         return runner
 
 
@@ -564,7 +652,7 @@ def _supervise(prefix: str) -> None:
 def _once(prefix: str) -> None:
     _supervise(prefix)
     job = _read_frame_file(f"{prefix}.job")
-    sys.path[:] = job["sys_path"]
+    _prepare(job)
     error = _run_preamble(job["preamble"], job["preamble_origin"])
     _limit_output(job["output_limit"])
     _work(prefix, job, error)
@@ -763,7 +851,7 @@ def _serve(config_path: str) -> None:
     # that whatever the preamble prints cannot corrupt them.
     control = os.dup(1)
     os.dup2(2, 1)
-    sys.path[:] = config["sys_path"]
+    _prepare(config)
     error = _run_preamble(config["preamble"], config["preamble_origin"])
     server = _Server(control, tuple(config["tokens"]))
 

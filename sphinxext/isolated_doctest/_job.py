@@ -89,6 +89,18 @@ class RunSettings:
     global_cleanup: str
     optionflags: int
     fail_fast: bool
+    #: sphinx-build's own ``sys.argv``, which examples see in the reference.
+    argv: tuple[str, ...] = ()
+    #: Where sphinx.ext.doctest's compile hook is: (file, first line, source).
+    compile_hook: tuple[str, int, str] | None = None
+
+    def child(self) -> dict[str, Any]:
+        """What a child needs before any job: for a fork server and a job alike."""
+        return {
+            "sys_path": list(self.sys_path),
+            "argv": list(self.argv),
+            "compile_hook": list(self.compile_hook) if self.compile_hook else None,
+        }
 
     @classmethod
     def from_config(cls, config: Config) -> RunSettings:
@@ -100,7 +112,25 @@ class RunSettings:
             global_cleanup=config.doctest_global_cleanup,
             optionflags=config.doctest_default_flags,
             fail_fast=config.doctest_fail_fast,
+            argv=tuple(sys.argv),
+            compile_hook=reference_compile_hook(),
         )
+
+
+def reference_compile_hook() -> tuple[str, int, str] | None:
+    """Where sphinx.ext.doctest's compile hook is, and its source: a child
+    rebuilds it there (see ``_child._reference_compile``)."""
+    import inspect
+
+    from sphinx.ext.doctest import DocTestBuilder
+
+    method = DocTestBuilder.compile
+    try:
+        lines, first = inspect.getsourcelines(method)
+        path = inspect.getsourcefile(method)
+    except (OSError, TypeError):
+        return None
+    return (path, first, "".join(lines)) if path else None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -120,7 +150,7 @@ class Job:
     def wire(self, settings: RunSettings) -> dict[str, Any]:
         """The job as the child reads it: JSON-ready plain data."""
         return {
-            "sys_path": list(settings.sys_path),
+            **settings.child(),
             "global_setup": settings.global_setup,
             "global_cleanup": settings.global_cleanup,
             "optionflags": settings.optionflags,

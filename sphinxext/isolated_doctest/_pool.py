@@ -112,11 +112,11 @@ def token_pipe(jobs: int) -> tuple[int, int]:
 
 
 def server_config(
-    *, sys_path: Iterable[str], preamble: Preamble, tokens: tuple[int, int]
+    *, settings: RunSettings, preamble: Preamble, tokens: tuple[int, int]
 ) -> bytes:
     """The frame a fork server reads first (``_child.py serve CONFIG``)."""
     return frame({
-        "sys_path": list(sys_path),
+        **settings.child(),
         "preamble": preamble.source,
         "preamble_origin": preamble.origin,
         "tokens": list(tokens),
@@ -323,7 +323,7 @@ class Executor:
         self._counter += 1
         config = self._folder / f"server{self._counter}"
         config.write_bytes(
-            server_config(sys_path=self._settings.sys_path, preamble=preamble, tokens=self._tokens)
+            server_config(settings=self._settings, preamble=preamble, tokens=self._tokens)
         )
         proc = subprocess.Popen(
             [sys.executable, CHILD_SCRIPT, "serve", str(config)],

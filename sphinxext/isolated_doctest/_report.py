@@ -10,7 +10,9 @@ failure report of the same shape, at the example that was running.
 from __future__ import annotations
 
 import re
+import sys
 import textwrap
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -21,7 +23,7 @@ from sphinxext.isolated_doctest._job import NAMED_PREAMBLES
 from sphinxext.isolated_doctest._shared import LOGGER
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from sphinxext.isolated_doctest._job import Job, Preamble
     from sphinxext.isolated_doctest._result import Fault, JobResult
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 DIVIDER = "*" * 70
 PHASES = ("setup", "test", "cleanup")
 STDERR_LINES = 20
+#: Python 3.13's doctest counts skipped examples, and reports them with failures.
+SKIPS_COUNTED = sys.version_info >= (3, 13)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -79,14 +83,16 @@ def present(job: Job, result: JobResult | None) -> bool:
     )
 
 
-def _record(runner: SphinxDocTestRunner, name: str, failures: int, tries: int) -> None:
+def _record(
+    runner: SphinxDocTestRunner, name: str, failures: int, tries: int, skips: int = 0
+) -> None:
     """Add a child's counts to a runner, exactly as ``DocTestRunner.run`` would."""
     test = SimpleNamespace(name=name)
     record = runner._DocTestRunner__record_outcome  # type: ignore[attr-defined]
-    try:
+    if SKIPS_COUNTED:
+        record(test, failures, tries, skips)
+    else:
         record(test, failures, tries)
-    except TypeError:  # Python 3.13 and later also count skips
-        record(test, failures, tries, 0)
 
 
 def _indent(text: str) -> str:
@@ -132,8 +138,9 @@ def split_preamble_stderr(preamble: Preamble, text: str) -> tuple[str, str]:
 
 def fault_report(
     *, job: Job, fault: Fault, events: tuple[dict[str, Any], ...], stderr: str
-) -> tuple[str, str, str, int]:
-    """The failure text for a fault, and (phase, test name, tries) to count it under."""
+) -> tuple[str, str, str, int, int]:
+    """The failure text for a fault, and (phase, test name, tries, skips) to
+    count it under."""
     pending: list[dict[str, Any]] = []
     group = job.groups[0].name if job.groups else "default"
     ended = False  # the group's examples had all run
@@ -147,9 +154,13 @@ def fault_report(
         elif event["t"] == "start":
             pending.append(event)
     rest = f"; the rest of group {group!r} did not run"
+    skips = 0
     if pending:
         start = pending[-1]
-        phase, name, tries = start["phase"], start["group"], len(pending)
+        phase, name = start["phase"], start["group"]
+        tries = start.get("tried", len(pending))
+        if SKIPS_COUNTED:  # what doctest would have counted as skipped so far
+            skips = max(0, tries - len(pending))
         header = f'File "{start["filename"]}", line {start["line"]}, in {name}'
         where = f"in the example at line {start['line']}"
         body = "Failed example:\n" + _indent(start["source"])
@@ -170,7 +181,7 @@ def fault_report(
         f"{message[0].upper()}{message[1:]}{rest}.\n"
         f"{_stderr_tail(stderr)}"
     )
-    return text, phase, name, tries
+    return text, phase, name, tries, skips
 
 
 def preamble_report(*, job: Job, group: str, detail: str, failed: str) -> str:
@@ -181,6 +192,23 @@ def preamble_report(*, job: Job, group: str, detail: str, failed: str) -> str:
         f"Failed example:\n{_indent(job.preamble.source or job.preamble.value)}"
         f"{failed}\n{_indent(detail)}"
     )
+
+
+@contextmanager
+def _no_colour() -> Iterator[None]:
+    """Python 3.13 colours doctest's summary when stderr is a terminal: never
+    in output.txt (nor, then, on the console that shows the same text)."""
+    try:
+        import _colorize  # type: ignore[import-not-found]
+    except ImportError:
+        yield
+        return
+    saved = _colorize.can_colorize
+    _colorize.can_colorize = lambda *args, **kwargs: False
+    try:
+        yield
+    finally:
+        _colorize.can_colorize = saved
 
 
 class DocumentReport:
@@ -227,7 +255,8 @@ class DocumentReport:
                     current.text += event["text"]
             elif kind == "record":
                 failures, tries = event["failures"], event["tries"]
-                _record(self.runners[event["runner"]], event["name"], failures, tries)
+                _record(self.runners[event["runner"]], event["name"], failures, tries,
+                        event.get("skips", 0))
                 if current is not None:
                     # Tests as output.txt counts them ("2 tests in a"): setup and
                     # cleanup code are not tests, though their failures fail the group.
@@ -250,11 +279,11 @@ class DocumentReport:
                                   message="the preamble failed")
                 return False
         if result.fault is not None:
-            text, phase, name, tries = fault_report(
+            text, phase, name, tries, skips = fault_report(
                 job=job, fault=result.fault, events=result.events, stderr=result.stderr_tail
             )
             warn_out(text)
-            _record(self.runners[phase], name, 1, tries)
+            _record(self.runners[phase], name, 1, tries, skips)
             if current is None:
                 group = name.removesuffix(" (setup code)").removesuffix(" (cleanup code)")
                 # The group may have ended before the fault: one outcome per group.
@@ -279,8 +308,9 @@ class DocumentReport:
     def summarize(self, out: Callable[[str], None], counts: Counts) -> None:
         """The per-page summaries, exactly where and how the reference prints them."""
         setup, test, cleanup = (self.runners[p] for p in PHASES)
-        counts.add("setup", *setup.summarize(out, verbose=False))
-        if test.tries:
-            counts.add("test", *test.summarize(out, verbose=self.show_successes))
-        if cleanup.tries:
-            counts.add("cleanup", *cleanup.summarize(out, verbose=self.show_successes))
+        with _no_colour():
+            counts.add("setup", *setup.summarize(out, verbose=False))
+            if test.tries:
+                counts.add("test", *test.summarize(out, verbose=self.show_successes))
+            if cleanup.tries:
+                counts.add("cleanup", *cleanup.summarize(out, verbose=self.show_successes))
