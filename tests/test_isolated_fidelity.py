@@ -238,6 +238,46 @@ def test_runner_details_like_reference(
     assert "_child.py" not in ours
 
 
+def test_settings_changed_after_the_builder_started(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path
+) -> None:
+    """conf.py's ``builder-inited`` handler turns on fail-fast and sets the global
+    setup: read when the tests run, as the reference reads them."""
+    ours, _, ours_warnings, code = build_with(make_app, tmp_path, OURS, "isolated-late-config")
+    assert ours == (
+        "\nDocument: index\n"
+        "---------------\n"
+        "**********************************************************************\n"
+        'File "index.rst", line 9, in default\n'
+        "Failed example:\n"
+        "    1 + 1\n"
+        "Expected:\n"
+        "    3\n"
+        "Got:\n"
+        "    2\n"
+        "**********************************************************************\n"
+        "1 items had failures:\n"
+        "   1 of   2 in default\n"
+        "2 tests in 1 items.\n"
+        "1 passed and 1 failed.\n"
+        "***Test Failed*** 1 failures.\n"
+        "\n"
+        "Doctest summary (exiting after first failed test)\n"
+        "=================================================\n"
+        "    2 tests\n"
+        "    1 failure in tests\n"
+        "    0 failures in setup code\n"
+        "    0 failures in cleanup code\n"
+    )
+    assert code == 1
+    assert ours_warnings == ""
+    if sphinx.version_info >= (9,):  # the reference has doctest_fail_fast since 9.0
+        ref, _, ref_warnings, ref_code = build_with(
+            make_app, tmp_path, REFERENCE, "isolated-late-config"
+        )
+        assert (ours, ours_warnings, code) == (ref, ref_warnings, ref_code)
+
+
 def test_no_colour_in_the_report(tmp_path: Path) -> None:
     """Python 3.13 colours doctest's reports where stderr is a terminal or
     FORCE_COLOR is set; output.txt never has colour codes."""

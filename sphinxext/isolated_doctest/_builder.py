@@ -85,7 +85,11 @@ class IsolatedDocTestBuilder(Builder):
                 __("isolated_doctest_start = 'auto': no fork server here (it needs Linux "
                    "5.3 or later), so every group starts a fresh interpreter")
             )
+        # What the reference reads when it starts; the rest is read when the
+        # tests run (see _settings_now).
         self.run_settings = RunSettings.from_config(self.config)
+        #: The settings the pages read ahead ran with, once the first was.
+        self._ahead_settings: tuple[RunSettings, str] | None = None
         self.executor = Executor(
             settings=self.run_settings,
             jobs=self.settings.jobs,
@@ -98,7 +102,7 @@ class IsolatedDocTestBuilder(Builder):
         self._fresh = bool(getattr(self._sphinx, "_fresh_env_used", False))
         #: Pages collected (and their jobs submitted) while Sphinx reads.
         self._ahead: dict[str, _Page] = {}
-        self._reading_ahead = not self.config.doctest_fail_fast
+        self._reading_ahead = True
         #: The groups to test, by page (None: all of them): see select().
         self._only: dict[str, frozenset[str] | None] | None = None
         #: Called with (jobs ended, jobs started) as each job ends.
@@ -137,6 +141,19 @@ class IsolatedDocTestBuilder(Builder):
         else:
             LOGGER.info(text, nonl=True)
         self.outfile.write(text)
+
+    def _settings_now(self) -> tuple[RunSettings, str]:
+        """The settings as the reference reads them when it tests (conf.py's
+        ``builder-inited`` handlers, say, may have changed them since ``init``),
+        and the one that decides which blocks are tests."""
+        config = self.config
+        settings = dataclasses.replace(
+            self.run_settings,
+            global_setup=config.doctest_global_setup,
+            global_cleanup=config.doctest_global_cleanup,
+            fail_fast=config.doctest_fail_fast,
+        )
+        return settings, config.doctest_test_doctest_blocks
 
     def _quiet(self) -> bool:
         """Whether failures go to the warning stream, as the reference decides it."""
@@ -182,8 +199,8 @@ class IsolatedDocTestBuilder(Builder):
         They run while Sphinx reads the other pages, and the write phase takes
         the page from here instead of loading its doctree again.
         """
-        if not self._reading_ahead or os.getpid() != self._pid:
-            return  # fail-fast runs in order; a parallel reader is another process
+        if os.getpid() != self._pid or not self._start_reading_ahead():
+            return  # a parallel reader is another process; fail-fast runs in order
         empty: list[EmptyBlock] = []
         jobs = collect(
             env=self.env, config=self.config, settings=self.settings, docname=docname,
@@ -209,7 +226,7 @@ class IsolatedDocTestBuilder(Builder):
     def read_ahead_merged(self, docnames: Set[str]) -> None:
         """Under ``-j``, other processes read the pages: submit a chunk's jobs
         when it comes back (``env-merge-info``), from the doctrees they pickled."""
-        if self._reading_ahead:  # else the write phase loads each doctree once
+        if self._start_reading_ahead():  # else the write phase loads each doctree once
             for docname in sorted(docnames):
                 self.read_ahead(docname, self.env.get_doctree(docname))
 
@@ -244,6 +261,17 @@ class IsolatedDocTestBuilder(Builder):
                 )
         return kept
 
+    def _start_reading_ahead(self) -> bool:
+        """Whether to run pages as they are read; the settings they run with
+        are read on the first (after conf.py's ``builder-inited`` handlers)."""
+        if self._ahead_settings is None:
+            self._ahead_settings = self._settings_now()
+            self.run_settings = self._ahead_settings[0]
+            self.executor.configure(self.run_settings)
+            # fail-fast runs in order; a selection starts once checked
+            self._reading_ahead = self._reading_ahead and not self.run_settings.fail_fast
+        return self._reading_ahead
+
     def _cached(self, key: str) -> dict[str, Any] | None:
         if self.cache is None or self._fresh:
             return None
@@ -251,6 +279,15 @@ class IsolatedDocTestBuilder(Builder):
 
     def _test_documents(self, docnames: list[str]) -> None:
         LOGGER.info(bold(__("running tests...")))
+        now = self._settings_now()
+        if self._ahead_settings is not None and now != self._ahead_settings:
+            # Changed since the pages were read: what started then runs again.
+            self.executor.cancel(
+                t for page in self._ahead.values() for t in page.tickets.values()
+            )
+            self._ahead.clear()
+        self.run_settings = now[0]
+        self.executor.configure(self.run_settings)
         jobs: list[Job] = []
         keys: dict[int, str] = {}
         tickets: dict[int, Job] = {}

@@ -82,7 +82,11 @@ class GroupSpec:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RunSettings:
-    """The parts of the configuration every child needs, read once per build."""
+    """The parts of the configuration every child needs.
+
+    As in the reference builder, ``sys_path`` and ``optionflags`` are read when
+    the builder starts, the rest when the tests run.
+    """
 
     sys_path: tuple[str, ...]
     global_setup: str

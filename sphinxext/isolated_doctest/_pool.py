@@ -204,6 +204,11 @@ class Executor:
         if self._fork:
             self._server_for(preamble)
 
+    def configure(self, settings: RunSettings) -> None:
+        """Run the jobs submitted from now on with ``settings``; fork servers
+        keep what they started with (``RunSettings.child``)."""
+        self._settings = settings
+
     def submit(self, job: Job) -> int:
         """Start ``job`` as soon as a slot is free; return its ticket."""
         self._counter += 1
