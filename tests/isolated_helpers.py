@@ -101,12 +101,13 @@ def sphinx_build(
     outdir: Path,
     *options: str,
     wrapper: Sequence[str] = (),
+    quiet: bool = True,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``sphinx-build -b doctest -E -q`` (run through ``wrapper``, a command that
-    ends by running its arguments) in its own session; kill that whole session
-    however it ends."""
-    argv = [sys.executable, "-m", "sphinx", "-b", "doctest", "-E", "-q", *options]
+    """``sphinx-build -b doctest -E -q`` (``-q`` only if ``quiet``; run through
+    ``wrapper``, a command that ends by running its arguments) in its own
+    session; kill that whole session however it ends."""
+    argv = [sys.executable, "-m", "sphinx", "-b", "doctest", "-E", *(["-q"] * quiet), *options]
     proc = subprocess.Popen(
         [*wrapper, *argv, str(srcdir), str(outdir)],
         stdout=subprocess.PIPE,

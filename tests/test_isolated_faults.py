@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -15,7 +16,6 @@ from xml.etree import ElementTree
 
 import pytest
 from isolated_helpers import ROOTS, app_with_start, output_body, output_json, sphinx_build
-from sphinx.util.console import strip_escape_sequences
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -231,6 +231,7 @@ def test_floods_are_cut_and_bad_bytes_break_nothing(
     make_app: Callable[..., SphinxTestApp],
     app_params: tuple[list[Any], dict[str, Any]],
     start: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     app = app_with_start(make_app, app_params, start)
     app.build()
@@ -253,10 +254,16 @@ def test_floods_are_cut_and_bad_bytes_break_nothing(
         "    0 failures in setup code\n    0 failures in cleanup code\n"
     )
     assert app.statuscode == 1
-    # What not-utf8 wrote to fd 2 reaches the console, escaped.
-    status = strip_escape_sequences(app.status.getvalue()).splitlines()
-    at = status.index("stderr of index.rst (not-utf8):")
-    assert status[at + 1] == "    err \\xc3( bytes"
+    # What not-utf8 wrote to fds 1 and 2 reaches sphinx-build's, escaped; of a
+    # flood, its first MiB.
+    out, err = capsys.readouterr()
+    assert err.splitlines() == ["stderr of index.rst, group 'not-utf8':", "err \\xc3( bytes"]
+    out_lines = out.splitlines()
+    at = out_lines.index("stdout of index.rst, group 'fd-flood':")
+    assert out_lines[at + 1] == "x" * 2**20
+    assert re.fullmatch(r"\[\.\.\. \d+ more bytes not shown \.\.\.\]", out_lines[at + 2])
+    assert out_lines[at + 3 :] == ["stdout of index.rst, group 'not-utf8':",
+                                   "out \\xff\\xfe\\x80 bytes"]
 
 
 SMALL_SHM = ["unshare", "--mount", "sh", "-c",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import textwrap
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,8 +27,8 @@ from sphinxext.isolated_doctest._report import (
     Counts,
     DocumentReport,
     GroupOutcome,
+    OutputRelay,
     present,
-    split_preamble_stderr,
 )
 from sphinxext.isolated_doctest._result import JobResult
 from sphinxext.isolated_doctest._shared import LOGGER
@@ -90,6 +89,7 @@ class IsolatedDocTestBuilder(Builder):
         self.run_settings = RunSettings.from_config(self.config)
         #: The settings the pages read ahead ran with, once the first was.
         self._ahead_settings: tuple[RunSettings, str] | None = None
+        self.relay = OutputRelay()
         self.executor = Executor(
             settings=self.run_settings,
             jobs=self.settings.jobs,
@@ -133,13 +133,16 @@ class IsolatedDocTestBuilder(Builder):
 
     def _out(self, text: str) -> None:
         LOGGER.info(text, nonl=True)
+        self.relay.interrupted(0)  # between the parts of the children's stdout
         self.outfile.write(text)
 
     def _warn_out(self, text: str) -> None:
         if self._quiet():
             LOGGER.warning(text)
+            self.relay.interrupted(1)
         else:
             LOGGER.info(text, nonl=True)
+            self.relay.interrupted(0)
         self.outfile.write(text)
 
     def _settings_now(self) -> tuple[RunSettings, str]:
@@ -386,12 +389,7 @@ class IsolatedDocTestBuilder(Builder):
             pass
         for preamble, text in executor.server_stderr:
             # Written once, where the preamble ran, for every group after it.
-            where = preamble.origin or "conf.py"
-            shown, notices = split_preamble_stderr(preamble, text)
-            for log, part in ((LOGGER.info, shown), (LOGGER.verbose, notices)):
-                if part:
-                    log(bold(__("stderr of the %s preamble (set at %s):")), preamble.label, where)
-                    log(textwrap.indent(part, "    "))
+            self.relay.write_preamble(1, preamble, text)
 
     def _report(self, jobs: list[Job], results: dict[int, JobResult]) -> None:
         fail_fast = self.config.doctest_fail_fast
@@ -403,7 +401,8 @@ class IsolatedDocTestBuilder(Builder):
             if show_successes:
                 self._out(f"\nDocument: {docname}\n----------{'-' * len(docname)}\n")
             report = DocumentReport(
-                flags=self.run_settings.optionflags, show_successes=show_successes
+                flags=self.run_settings.optionflags, show_successes=show_successes,
+                relay=self.relay,
             )
             success = True
             for job in page:
@@ -411,8 +410,6 @@ class IsolatedDocTestBuilder(Builder):
                 if result is None and job.error is None:
                     continue  # not run: an earlier failure stopped the run
                 ok = report.replay(job, result, self._warn_out)
-                if result is not None and result.fault is None:
-                    self._relay_stderr(job, result)
                 if not ok:
                     success = False
                     if fail_fast:
@@ -421,16 +418,6 @@ class IsolatedDocTestBuilder(Builder):
             self.outcomes += report.outcomes
             if not success and fail_fast:
                 break
-
-    @staticmethod
-    def _relay_stderr(job: Job, result: JobResult) -> None:
-        """Show what a child wrote to stderr (e.g. Python warnings), as a build in
-        one process would have shown it; it is not part of output.txt."""
-        text = result.stderr_tail.strip()
-        if text:
-            groups = ", ".join(g.name for g in job.groups)
-            LOGGER.info(bold(__("stderr of %s (%s):")), job.filename, groups)
-            LOGGER.info(textwrap.indent(text, "    "))
 
     def finish(self) -> None:
         def s(v: int) -> str:

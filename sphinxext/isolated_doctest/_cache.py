@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sphinxext.isolated_doctest._result import JobResult
 
 #: Bump when the format of cached results changes.
-FORMAT = 1
+FORMAT = 2
 
 
 def installed_distributions() -> list[str]:

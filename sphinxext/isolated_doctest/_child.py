@@ -377,6 +377,26 @@ def _build_group(spec: Wire, job: Wire) -> _Group | None:
     return group
 
 
+def _written() -> list[int | None]:
+    """How much the job's stdout and stderr hold now, what the interpreter
+    buffers included: where the parent cuts them, to show each part beside
+    the report it goes with.  (A stream an example put in their place is not
+    flushed: that is its own code, to run when it would anyway.)"""
+    for stream in (sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass
+    sizes: list[int | None] = []
+    for fd in (1, 2):
+        try:
+            sizes.append(os.fstat(fd).st_size)
+        except OSError:
+            sizes.append(None)
+    return sizes
+
+
 def _run_group(doctest: Any, runner_for: Any, group: _Group, job: Wire) -> bool:
     """Run one group; return False if it failed (for fail-fast)."""
     parser = _Machinery.parser
@@ -386,7 +406,7 @@ def _run_group(doctest: Any, runner_for: Any, group: _Group, job: Wire) -> bool:
     counts_skips = _COUNTS_SKIPS
 
     def out(text: str) -> None:
-        _Channel.emit("out", text=_cut(text))
+        _Channel.emit("out", text=_cut(text), written=_written())
 
     def run(runner: Any, test: Any, kind: str) -> bool:
         old_f, old_t = runner.failures, runner.tries
@@ -411,7 +431,7 @@ def _run_group(doctest: Any, runner_for: Any, group: _Group, job: Wire) -> bool:
         hook.type = "exec"  # the snippet may contain multiple statements
         return run(runner, test, what)
 
-    _Channel.emit("group", name=group.name, ts=_raw_monotonic())
+    _Channel.emit("group", name=group.name, ts=_raw_monotonic(), written=_written())
     if not run_setup_cleanup(runner_for, group.setup, "setup"):
         return False
 
@@ -520,7 +540,8 @@ def _run_job(job: Wire) -> None:
             _Channel.emit("absent", name=spec["name"])
             continue
         ok = _run_group(doctest, _Runners(runner_class, flags), group, job)
-        _Channel.emit("group_done", name=group.name, ok=ok, ts=_raw_monotonic())
+        _Channel.emit("group_done", name=group.name, ok=ok, ts=_raw_monotonic(),
+                      written=_written())
         if not ok and job["fail_fast"]:
             break
 

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from sphinxext.isolated_doctest._child import frame, unframe
 from sphinxext.isolated_doctest._result import (
     OUTPUT_LIMIT,
+    RELAY_LIMIT,
     Fault,
     JobResult,
     describe_exit,
@@ -71,23 +72,28 @@ def _scratch_dir(jobs: int) -> str | None:
     return None
 
 
-def _tail(path: str) -> tuple[str, int]:
-    """The last TAIL_BYTES of a file, decoded whatever the bytes are, and its size."""
+def _read_output(path: str) -> tuple[str, str, int]:
+    """A child's stdout or stderr: its first RELAY_LIMIT bytes, one character
+    per byte (latin-1); its last TAIL_BYTES, decoded whatever the bytes are;
+    and its size."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return "", 0
+        return "", "", 0
     try:
         size = os.fstat(fd).st_size
         if not size:
-            return "", 0
-        data = os.pread(fd, TAIL_BYTES, max(0, size - TAIL_BYTES))
+            return "", "", 0
+        head = os.pread(fd, RELAY_LIMIT, 0)
+        data = head[-TAIL_BYTES:] if size <= RELAY_LIMIT else os.pread(
+            fd, TAIL_BYTES, max(0, size - TAIL_BYTES)
+        )
     finally:
         os.close(fd)
     text = data.decode("utf-8", errors="backslashreplace")
     if size > len(data):
         text = f"[... {size - len(data)} bytes before this ...]\n{text}"
-    return text, size
+    return head.decode("latin-1"), text, size
 
 
 def _read_events(path: str) -> tuple[dict[str, Any], ...]:
@@ -570,8 +576,8 @@ class Executor:
     def _finish(self, run: _Run) -> JobResult:
         prefix = run.prefix
         events = _read_events(f"{prefix}.ev")
-        stdout, out_size = _tail(f"{prefix}.out")
-        stderr, err_size = _tail(f"{prefix}.err")
+        stdout, stdout_tail, out_size = _read_output(f"{prefix}.out")
+        stderr, stderr_tail, err_size = _read_output(f"{prefix}.err")
         if run.fault is None and max(out_size, err_size) >= OUTPUT_LIMIT:
             run.fault = flood_fault()
         assert run.returncode is not None
@@ -589,9 +595,13 @@ class Executor:
             index=run.job.index,
             events=events,
             fault=fault,
-            stdout_tail=stdout,
-            stderr_tail=stderr,
+            stdout_tail=stdout_tail,
+            stderr_tail=stderr_tail,
             duration=max(0.0, (run.ended or started) - started),
+            stdout=stdout,
+            stderr=stderr,
+            stdout_size=out_size,
+            stderr_size=err_size,
         )
 
     def _release(self, run: _Run) -> None:

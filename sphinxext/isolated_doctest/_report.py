@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sphinx.ext.doctest import SphinxDocTestRunner
 
 from sphinxext.isolated_doctest._job import NAMED_PREAMBLES
+from sphinxext.isolated_doctest._result import decode
 from sphinxext.isolated_doctest._shared import LOGGER
 
 if TYPE_CHECKING:
@@ -194,6 +195,88 @@ def preamble_report(*, job: Job, group: str, detail: str, failed: str) -> str:
     )
 
 
+class OutputRelay:
+    """Shows what examples wrote to their stdout and stderr on sphinx-build's
+    own, as the reference (which runs them in its own process) shows it: the
+    same text, in the same place among the failure reports, each part under a
+    line that says whose it is (several groups run at once here)."""
+
+    def __init__(self, *, quiet: bool = False) -> None:
+        #: Show nothing (a runner that reports children's output its own way).
+        self.quiet = quiet
+        #: The last header written, per stream: a part that follows it needs no other.
+        self._last: list[str | None] = [None, None]
+        self._preambles: set[tuple[str, str, int, str]] = set()
+
+    def interrupted(self, stream: int) -> None:
+        """Something else was written to stdout (0) or stderr (1): the next part
+        there needs its header."""
+        self._last[stream] = None
+
+    def write(self, stream: int, owner: str, text: str) -> None:
+        """Write ``text``, written by ``owner``, to stdout (0) or stderr (1)."""
+        if not text or self.quiet:
+            return
+        out = sys.stdout if stream == 0 else sys.stderr
+        header = f"{('stdout', 'stderr')[stream]} of {owner}:"
+        if self._last[stream] != header:
+            out.write(header + "\n")
+            self._last[stream] = header
+        out.write(text if text.endswith("\n") else text + "\n")
+        out.flush()
+
+    def write_preamble(self, stream: int, preamble: Preamble, text: str) -> None:
+        """What a preamble wrote: once a build, however many children ran it.
+        The notices a named preamble prints on every run (eventlet's
+        deprecation) are shown only with -v."""
+        key = (preamble.source, preamble.origin, stream, text)
+        if not text or self.quiet or key in self._preambles:
+            return
+        self._preambles.add(key)
+        owner = f"the {preamble.label} preamble (set at {preamble.origin or 'conf.py'})"
+        notices = ""
+        if stream == 1:
+            text, notices = split_preamble_stderr(preamble, text)
+        if text:
+            self.write(stream, owner, text)
+        if notices:
+            LOGGER.verbose(f"stderr of {owner}:")
+            LOGGER.verbose(textwrap.indent(notices, "    "))
+
+
+class _Written:
+    """A job's stdout and stderr, shown part by part as its events say where
+    each part ends."""
+
+    def __init__(self, job: Job, result: JobResult, relay: OutputRelay) -> None:
+        self._job = job
+        self._data = (result.stdout, result.stderr)
+        self._sizes = (result.stdout_size, result.stderr_size)
+        self._shown = [0, 0]
+        self._relay = relay
+        #: Whose output comes next: a group's name, or None for the preamble's.
+        self.owner: str | None = None
+
+    def show(self, written: list[int | None] | None) -> None:
+        """Show both streams up to ``written`` (or to their end, if None)."""
+        for stream, data in enumerate(self._data):
+            end = len(data) if written is None else written[stream]
+            if end is None:
+                continue
+            end = min(end, len(data))
+            if end <= self._shown[stream]:
+                continue
+            text = decode(data[self._shown[stream] : end])
+            self._shown[stream] = end
+            if written is None and self._sizes[stream] > len(data):
+                cut = self._sizes[stream] - len(data)
+                text = f"{text.rstrip(chr(10))}\n[... {cut} more bytes not shown ...]\n"
+            if self.owner is None:
+                self._relay.write_preamble(stream, self._job.preamble, text)
+            else:
+                self._relay.write(stream, f"{self._job.filename}, group {self.owner!r}", text)
+
+
 @contextmanager
 def _no_colour() -> Iterator[None]:
     """Python 3.13 colours doctest's summary when stderr is a terminal: never
@@ -214,11 +297,14 @@ def _no_colour() -> Iterator[None]:
 class DocumentReport:
     """Replays one page's results into doctest runners, as the reference builder does."""
 
-    def __init__(self, *, flags: int, show_successes: bool) -> None:
+    def __init__(
+        self, *, flags: int, show_successes: bool, relay: OutputRelay | None = None
+    ) -> None:
         self.runners = {
             phase: SphinxDocTestRunner(verbose=False, optionflags=flags) for phase in PHASES
         }
         self.show_successes = show_successes
+        self.relay = relay
         self.outcomes: list[GroupOutcome] = []
 
     def replay(
@@ -234,6 +320,19 @@ class DocumentReport:
                 self._outcome(job, spec.name, status="error", message=job.error, failures=1)
             return False
         assert result is not None
+        written = _Written(job, result, self.relay or OutputRelay(quiet=True))
+        try:
+            return self._replay_events(job, result, warn_out, written)
+        finally:
+            written.show(None)
+
+    def _replay_events(
+        self,
+        job: Job,
+        result: JobResult,
+        warn_out: Callable[[str], None],
+        written: _Written,
+    ) -> bool:
         success = True
         first = len(self.outcomes)
         current: GroupOutcome | None = None
@@ -241,15 +340,19 @@ class DocumentReport:
         for event in result.events:
             kind = event["t"]
             if kind == "group":
+                written.show(event.get("written"))
                 current = self._outcome(job, event["name"], cached=result.cached)
+                written.owner = current.group
                 started = event["ts"]
             elif kind == "group_done" and current is not None:
+                written.show(event.get("written"))
                 current.duration = event["ts"] - started
                 if not event["ok"]:
                     success = False
                     current.status = "failed" if current.status == "passed" else current.status
                 current = None
             elif kind == "out":
+                written.show(event.get("written"))
                 warn_out(event["text"])
                 if current is not None:
                     current.text += event["text"]
@@ -267,6 +370,8 @@ class DocumentReport:
                         current.status = "failed"
             elif kind == "warning":
                 LOGGER.warning(event["text"], location=(event["filename"], event["lineno"]))
+                if self.relay is not None:
+                    self.relay.interrupted(1)
             elif kind == "preamble_error":
                 for spec in job.groups:
                     text = preamble_report(

@@ -13,6 +13,9 @@ from sphinxext.isolated_doctest._child import EXIT_CHANNEL, EXIT_INTERNAL, EXIT_
 #: The largest file a child may write, its stdout, stderr and report included;
 #: past it the child is stopped (SIGXFSZ) and reported as flooding its output.
 OUTPUT_LIMIT = 64 * 1024 * 1024
+#: How much of what a child writes to its stdout and stderr is shown on
+#: sphinx-build's own; the rest is counted.
+RELAY_LIMIT = 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -39,6 +42,14 @@ class JobResult:
     stderr_tail: str
     duration: float
     cached: bool = False
+    #: What the child wrote to its stdout and stderr (up to RELAY_LIMIT bytes),
+    #: one character per byte (latin-1), so that the byte counts in its events
+    #: (``written``) index them; see :func:`decode`.
+    stdout: str = ""
+    stderr: str = ""
+    #: How many bytes it wrote to each.
+    stdout_size: int = 0
+    stderr_size: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -46,6 +57,10 @@ class JobResult:
             "stdout_tail": self.stdout_tail,
             "stderr_tail": self.stderr_tail,
             "duration": self.duration,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "stdout_size": self.stdout_size,
+            "stderr_size": self.stderr_size,
         }
 
     @classmethod
@@ -58,7 +73,16 @@ class JobResult:
             stderr_tail=data["stderr_tail"],
             duration=data["duration"],
             cached=True,
+            stdout=data["stdout"],
+            stderr=data["stderr"],
+            stdout_size=data["stdout_size"],
+            stderr_size=data["stderr_size"],
         )
+
+
+def decode(written: str) -> str:
+    """Text from :attr:`JobResult.stdout` or ``stderr``: UTF-8, bad bytes escaped."""
+    return written.encode("latin-1").decode("utf-8", errors="backslashreplace")
 
 
 def flood_fault() -> Fault:
