@@ -59,7 +59,8 @@ def test_each_fault_is_its_groups_failure(
     start: str,
 ) -> None:
     """A timeout (option and config), SIGSEGV, os._exit, KeyboardInterrupt: every other
-    group still runs and output.txt ends with its summary."""
+    group still runs and output.txt ends with its summary.  The "File" lines are
+    those the reference would print; our own sentence names the example's line."""
     app = app_with_start(make_app, app_params, start, isolated_doctest_timeout=2)
     app.build()
     assert output_body(app) == (
@@ -69,32 +70,32 @@ def test_each_fault_is_its_groups_failure(
         'File "index.rst", line 10, in hang\n'
         "Failed example:\n"
         "    time.sleep(60)\n"
-        "Timed out after 1 s in the example at line 10; the rest of group 'hang' did not run.\n"
+        "Timed out after 1 s in the example at line 13; the rest of group 'hang' did not run.\n"
         f"{DIVIDER}\n"
         'File "index.rst", line 16, in segfault\n'
         "Failed example:\n"
         "    ctypes.string_at(0)\n"
-        "Killed by SIGSEGV in the example at line 16; "
+        "Killed by SIGSEGV in the example at line 18; "
         "the rest of group 'segfault' did not run.\n"
         f"{DIVIDER}\n"
         'File "index.rst", line 22, in exit\n'
         "Failed example:\n"
         "    os._exit(3)\n"
-        "Exited with status 3 in the example at line 22; the rest of group 'exit' did not run.\n"
+        "Exited with status 3 in the example at line 24; the rest of group 'exit' did not run.\n"
         "Last lines written to stderr:\n"
         "    leaving now\n"
         f"{DIVIDER}\n"
         'File "index.rst", line 26, in interrupt\n'
         "Failed example:\n"
         "    raise KeyboardInterrupt\n"
-        "Raised KeyboardInterrupt in the example at line 26; "
+        "Raised KeyboardInterrupt in the example at line 28; "
         "the rest of group 'interrupt' did not run.\n"
         f"{DIVIDER}\n"
         'File "index.rst", line 38, in cleanup-hang (cleanup code)\n'
         "Failed example:\n"
         "    import time\n"
         "    time.sleep(60)\n"
-        "Timed out after 2 s in the example at line 38; "
+        "Timed out after 2 s in the example at line 40; "
         "the rest of group 'cleanup-hang' did not run.\n"
         "3 items passed all tests:\n"
         "   1 tests in after\n"
@@ -190,7 +191,7 @@ def test_an_example_that_closes_every_descriptor(
         'File "index.rst", line 8, in daemon\n'
         "Failed example:\n"
         "    os.closerange(3, 65536); sys.kept = [tempfile.TemporaryFile() for _ in range(20)]\n"
-        "Closed the file descriptor of the group's results in the example at line 8; "
+        "Closed the file descriptor of the group's results in the example at line 10; "
         "the rest of group 'daemon' did not run.\n"
         "1 items passed all tests:\n"
         "   1 tests in after\n"
@@ -218,7 +219,7 @@ FD_FLOOD_REPORT = (
     "Failed example:\n"
     "    for _ in range(80): _ = os.write(1, b'x' * 2**20)\n"
     "Flooded its output (more than 64 MiB written to stdout, stderr or a file) and was "
-    "stopped in the example at line 10; the rest of group 'fd-flood' did not run.\n"
+    "stopped in the example at line 12; the rest of group 'fd-flood' did not run.\n"
     "2 items passed all tests:\n"
     "   1 tests in after\n"
     "   4 tests in not-utf8\n"
@@ -305,7 +306,7 @@ def test_hanging_join_under_gevent_times_out(app: SphinxTestApp) -> None:
         'File "index.rst", line 7, in default\n'
         "Failed example:\n"
         "    gevent.get_hub().join()\n"
-        "Timed out after 3 s in the example at line 7; the rest of group 'default' did not run.\n"
+        "Timed out after 3 s in the example at line 11; the rest of group 'default' did not run.\n"
         "1 items passed all tests:\n"
         "   1 tests in after\n"
     ) in body
@@ -336,8 +337,8 @@ def test_no_process_outlives_its_group(
         assert names == ["crashes", "ends-normally", "times-out"]
         pids = [int((tmp_path / name).read_text()) for name in names]
         assert _wait_gone(pids) == []
-        assert "Timed out after 1 s in the example at line 22" in output_body(app)
-        assert "Exited with status 7 in the example at line 28" in output_body(app)
+        assert "Timed out after 1 s in the example at line 25" in output_body(app)
+        assert "Exited with status 7 in the example at line 30" in output_body(app)
     finally:
         for pid in pids:
             with contextlib.suppress(OSError):
@@ -434,7 +435,7 @@ def test_killing_its_parent_fails_one_group_only(
         'File "index.rst", line 14, in killer\n'
         "Failed example:\n"
         "    os.kill(os.getppid(), signal.SIGKILL); time.sleep(30)\n"
-        f"Lost {lost} (exit status -9) in the example at line 14; "
+        f"Lost {lost} (exit status -9) in the example at line 16; "
         "the rest of group 'killer' did not run.\n"
     ) in body
     assert "2 items passed all tests:\n   1 tests in after\n   1 tests in before\n" in body

@@ -278,14 +278,15 @@ def _make_runner_class(doctest: Any) -> Any:
                 tried = 1 + next(i for i, e in enumerate(test.examples) if e is example)
             else:
                 tried = self._started
-            single = _Machinery.compile_builder.type == "single"
-            if test.lineno is not None and self.phase == "test" and single:
-                line = test.lineno + (example.lineno or 0) + 1
+            # The line of doctest's own report header for this example.
+            if test.lineno is not None and example.lineno is not None:
+                line: Any = test.lineno + example.lineno + 1
             else:
-                line = (example.lineno or 0) + 1
+                line = "?"
             _Channel.emit(
                 "start", phase=self.phase, group=test.name, filename=test.filename,
-                line=line, source=_cut(example.source), tried=tried,
+                line=line, exact=getattr(example, "exact_line", None),
+                source=_cut(example.source), tried=tried,
             )
             super().report_start(out, test, example)
 
@@ -424,7 +425,11 @@ def _run_group(doctest: Any, runner_for: Any, group: _Group, job: Wire) -> bool:
         if not blocks:
             return True
         runner = runner_for(what)
-        examples = [doctest.Example(b["code"], "", lineno=b["lineno"]) for b in blocks]
+        examples = []
+        for b in blocks:
+            example = doctest.Example(b["code"], "", lineno=b["lineno"])
+            example.exact_line = b.get("source_line")
+            examples.append(example)
         test = doctest.DocTest(
             examples, {}, f"{group.name} ({what} code)", blocks[0]["filename"], 0, None
         )
@@ -451,10 +456,12 @@ def _run_group(doctest: Any, runner_for: Any, group: _Group, job: Wire) -> bool:
                 continue
             if not test.examples:
                 continue
+            first = block.get("source_line")
             for example in test.examples:
                 new_opt = _options(block)
                 new_opt.update(example.options)
                 example.options = new_opt
+                example.exact_line = None if first is None else first + example.lineno
             hook.type = "single"
         else:
             block, output_block = code
@@ -466,6 +473,7 @@ def _run_group(doctest: Any, runner_for: Any, group: _Group, job: Wire) -> bool:
             example = doctest.Example(
                 block["code"], output, exc_msg=exc_msg, lineno=block["lineno"], options=options
             )
+            example.exact_line = block.get("source_line")
             test = doctest.DocTest(
                 [example], {}, group.name, block["filename"], block["lineno"], None
             )
@@ -601,6 +609,10 @@ class _HighFd:
         cls.fcntl, cls.command = fcntl.fcntl, fcntl.F_DUPFD_CLOEXEC
 
 
+def _is_ours(tb: Any) -> bool:
+    return bool(tb.tb_frame.f_code.co_filename == __file__)
+
+
 def _work(prefix: str, job: Wire, preamble_error: str | None) -> NoReturn:
     """Run a job in this process, report, and leave without running atexit hooks."""
     status = 0
@@ -625,10 +637,14 @@ def _work(prefix: str, job: Wire, preamble_error: str | None) -> NoReturn:
 
         status = EXIT_INTERRUPTED  # even if the events file is gone too
         _Channel.emit("interrupted", traceback=_cut(traceback.format_exc()))
-    except BaseException:
+    except BaseException as exc:
         import traceback
 
-        traceback.print_exc()
+        # From where it left this module: doctest's frames, not ours.
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None and _is_ours(tb):
+            tb = tb.tb_next
+        traceback.print_exception(type(exc), exc, tb)
         status = EXIT_INTERNAL
     finally:
         # Examples may leave threads or greenlets behind; the parent has what it

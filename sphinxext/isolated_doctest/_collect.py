@@ -48,6 +48,19 @@ def warn_empty(blocks: list[EmptyBlock]) -> None:
         _sphinx_logger.warning("no code/output in %s block at %s:%s", kind, filename, lineno)
 
 
+def _source_line(element: Element, lineno: int | None) -> int | None:
+    """The line of the block's first line of code, where known (None in a docstring)."""
+    if lineno is None:
+        return None
+    if "content_line" in element:  # our directives
+        line: int = element["content_line"]
+        return line
+    if isinstance(element, nodes.doctest_block):  # its node's line is its first
+        first: int | None = element.line
+        return first
+    return None
+
+
 class _Group:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -100,6 +113,7 @@ def collect(
             lineno=lineno,
             options=tuple(sorted((element.get("options") or {}).items())),
             skipif=element.get("skipif"),
+            source_line=_source_line(element, lineno),
         )
         preamble = Preamble(
             value=element.get("preamble", config.isolated_doctest_preamble),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from docutils import nodes
 from docutils.parsers.rst import directives
+from docutils.statemachine import StateMachine
 from sphinx.ext import doctest as sphinx_doctest
 
 from sphinxext.isolated_doctest._job import NAMED_PREAMBLES
@@ -50,7 +51,29 @@ class _IsolatedMixin(sphinx_doctest.TestDirective):
             node["preamble_option"] = self.options["preamble"]
         if "timeout" in self.options:
             node["timeout"] = self.options["timeout"]
+        line = self._content_line()
+        if line is not None:
+            node["content_line"] = line
         return result
+
+    def _in_rst(self) -> bool:
+        # MyST runs directives with a stand-in state machine of its own.
+        return isinstance(self.state_machine, StateMachine)
+
+    def _content_line(self) -> int | None:
+        """The line of the block's first line of code, in the file that holds it.
+
+        The node's own line is the directive's (the reference builder's
+        reports count from it); our messages name the example's line.
+        """
+        if not self.content:
+            return None
+        if self._in_rst():
+            offset: int | None = self.content.items[0][1]  # 0-based, in its own file
+            return None if offset is None else offset + 1
+        # MyST: the content offset counts from the line after the opening fence.
+        line: int = self.lineno + 1 + self.content_offset
+        return line
 
 
 _EXTRA: OptionSpec = {"preamble": directives.unchanged_required, "timeout": _timeout}

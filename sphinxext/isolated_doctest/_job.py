@@ -52,6 +52,9 @@ class Block:
     skipif: str | None = None
     #: True for blocks of the ``*`` group, which join every group of the page.
     star: bool = False
+    #: The line of the block's first line of code in its file (``lineno`` is
+    #: the reference builder's, for its report), if known: for our messages.
+    source_line: int | None = None
 
     def wire(self) -> dict[str, Any]:
         return {
@@ -62,6 +65,7 @@ class Block:
             "options": {str(flag): on for flag, on in self.options},
             "skipif": self.skipif,
             "star": self.star,
+            "source_line": self.source_line,
         }
 
 

@@ -137,6 +137,22 @@ def split_preamble_stderr(preamble: Preamble, text: str) -> tuple[str, str]:
     return "\n".join(shown).strip(), "\n".join(notices).strip()
 
 
+#: The files the reference gives the global setup and cleanup code.
+_GLOBAL_CODE = {
+    "<global_setup>": "doctest_global_setup",
+    "<global_cleanup>": "doctest_global_cleanup",
+}
+
+
+def _where(start: dict[str, Any]) -> str:
+    """Where an example is, for our messages: its own line, not the report's."""
+    setting = _GLOBAL_CODE.get(start["filename"])
+    if setting is not None:
+        return f"in {setting}"
+    exact = start.get("exact")
+    return "in the example" if exact is None else f"in the example at line {exact}"
+
+
 def fault_report(
     *, job: Job, fault: Fault, events: tuple[dict[str, Any], ...], stderr: str
 ) -> tuple[str, str, str, int, int]:
@@ -163,7 +179,7 @@ def fault_report(
         if SKIPS_COUNTED:  # what doctest would have counted as skipped so far
             skips = max(0, tries - len(pending))
         header = f'File "{start["filename"]}", line {start["line"]}, in {name}'
-        where = f"in the example at line {start['line']}"
+        where = _where(start)
         body = "Failed example:\n" + _indent(start["source"])
     elif ended:
         # Its process died on the way out (say, flushing what an example left).
