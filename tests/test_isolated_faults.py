@@ -130,11 +130,11 @@ def test_each_fault_is_its_groups_failure(
         if (error := case.find("error")) is not None
     }
     assert errors == {
-        "hang": "timed out after 1 s",
-        "segfault": "killed by SIGSEGV",
-        "exit": "exited with status 3",
-        "interrupt": "raised KeyboardInterrupt",
-        "cleanup-hang": "timed out after 2 s",
+        "hang": "timed out after 1 s in the example at line 13",
+        "segfault": "killed by SIGSEGV in the example at line 18",
+        "exit": "exited with status 3 in the example at line 24",
+        "interrupt": "raised KeyboardInterrupt in the example at line 28",
+        "cleanup-hang": "timed out after 2 s in the example at line 40",
     }
 
 
@@ -170,7 +170,7 @@ def test_death_after_the_last_example_is_a_cleanup_failure(
     assert app.statuscode == 1
     groups = output_json(app)["groups"]
     assert [(g["group"], g["status"], g["tests"], g["message"]) for g in groups] == [
-        ("leaver", "error", 3, "killed by SIGSEGV")
+        ("leaver", "error", 3, "killed by SIGSEGV after its last example, as its process ended")
     ]
 
 
@@ -207,7 +207,8 @@ def test_an_example_that_closes_every_descriptor(
     assert app.statuscode == 1
     groups = output_json(app)["groups"]
     assert [(g["group"], g["status"], g["message"]) for g in groups] == [
-        ("daemon", "error", "closed the file descriptor of the group's results"),
+        ("daemon", "error",
+         "closed the file descriptor of the group's results in the example at line 10"),
         ("after", "passed", ""),
     ]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from isolated_helpers import app_with_start, output_body
+from isolated_helpers import app_with_start, output_body, output_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -64,4 +64,14 @@ def test_messages_name_the_examples_line(
         "\nDoctest summary\n===============\n   10 tests\n    4 failures in tests\n"
         "    2 failures in setup code\n    0 failures in cleanup code\n"
     )
+    messages = {(g["file"], g["group"]): g["message"] for g in output_json(app)["groups"]}
+    assert messages == {
+        ("index.md", "before"): "",
+        ("index.md", "hang"): "timed out after 1 s in the example at line 16",
+        ("index.md", "setup-exit"): "exited with status 4 in the example at line 20",
+        ("index.md", "segfault"): "killed by SIGSEGV in the example at line 31",
+        ("index.md", "runner"): "failed inside the doctest runner in the example at line 41",
+        ("page.rst", "setup-exit"): "exited with status 4 in the example at line 7",
+        ("page.rst", "runner"): "failed inside the doctest runner in the example at line 21",
+    }
     assert app.statuscode == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,9 @@ FAILURE_B = (
     "Got:\n"
     "    'b'\n"
 )
+
+#: Its short cause: our line for the example, not the report's.
+MESSAGE_B = "1 of 2 tests failed, first in the example at line 13: expected 'not b', got 'b'"
 
 
 # A srcdir of its own, since the test edits index.rst: Sphinx 7.x copies a test
@@ -135,6 +139,8 @@ def test_json_junit_and_slowest_groups(
             "cached": False,
             "tests": 2,
             "failures": 0,
+            "setup_failures": 0,
+            "cleanup_failures": 0,
             "message": "",
             "report": "",
         },
@@ -147,7 +153,9 @@ def test_json_junit_and_slowest_groups(
             "cached": False,
             "tests": 2,
             "failures": 1,
-            "message": "",
+            "setup_failures": 0,
+            "cleanup_failures": 0,
+            "message": MESSAGE_B,
             "report": FAILURE_B,
         },
         {
@@ -159,6 +167,8 @@ def test_json_junit_and_slowest_groups(
             "cached": False,
             "tests": 2,
             "failures": 0,
+            "setup_failures": 0,
+            "cleanup_failures": 0,
             "message": "",
             "report": "",
         },
@@ -178,7 +188,7 @@ def test_json_junit_and_slowest_groups(
     assert [len(c) for c in cases] == [0, 1, 0]
     failure = cases[1].find("failure")
     assert failure is not None
-    assert failure.get("message") == 'File "index.rst", line 11, in b'
+    assert failure.get("message") == MESSAGE_B
     assert failure.text == FAILURE_B
 
     status = console_status(app).splitlines()
@@ -191,3 +201,78 @@ def test_json_junit_and_slowest_groups(
         "b (line 10)",
         "c (line 16)",
     ]
+
+
+def _output_txt_counts(body: str) -> dict[tuple[str, str], tuple[int, int]]:
+    """(page, item) -> (failures, tests) as output.txt's per-page tallies say."""
+    counts: dict[tuple[str, str], tuple[int, int]] = {}
+    page = ""
+    for line in body.splitlines():
+        if line.startswith("Document: "):
+            page = line.removeprefix("Document: ")
+        elif m := re.fullmatch(r" +(\d+) of +(\d+) in (.+)", line):
+            counts[page, m[3]] = (int(m[1]), int(m[2]))
+        elif m := re.fullmatch(r" +(\d+) tests? in (.+)", line):
+            counts[page, m[2]] = (0, int(m[1]))
+    return counts
+
+
+@pytest.mark.sphinx("doctest", testroot="isolated-counts", freshenv=True)
+def test_json_and_junit_agree_with_output_txt(app: SphinxTestApp) -> None:
+    """A group that passes, fails, fails in setup or cleanup, times out (after a
+    skipped example), is skipped whole, or shares its name with another page's."""
+    app.build()
+    assert app.statuscode == 1
+    data = output_json(app)
+    summary, groups = data["summary"], data["groups"]
+    # Python 3.13's doctest counts a skipped example as a test.
+    hang_tests = 3 if sys.version_info >= (3, 13) else 2
+    assert [
+        (g["document"], g["group"], g["status"], g["tests"], g["failures"],
+         g["setup_failures"], g["cleanup_failures"], g["message"])
+        for g in groups
+    ] == [
+        ("index", "passes", "passed", 2, 0, 0, 0, ""),
+        ("index", "fails", "failed", 3, 2, 0, 0,
+         "2 of 3 tests failed, first in the example at line 17: expected 3, got 2"),
+        ("index", "setup-fails", "failed", 0, 0, 1, 0,
+         "its setup code failed in the example at line 26: raised RuntimeError: no setup"),
+        ("index", "cleanup-fails", "failed", 1, 0, 0, 1,
+         "its cleanup code failed in the example at line 35: "
+         "raised NameError: name 'undefined_name' is not defined"),
+        ("index", "hangs", "error", hang_tests, 1, 0, 0,
+         "timed out after 1 s in the example at line 49"),
+        ("other", "fails", "failed", 1, 1, 0, 0,
+         "1 of 1 tests failed, first in the example at line 6: expected b, got a"),
+    ]
+    # Every count of output.txt, per page and item, and in its summary.
+    tallies = _output_txt_counts(output_body(app))
+    for g in groups:
+        page, name = g["document"], g["group"]
+        # A group whose setup failed has no tests: output.txt does not list it.
+        assert tallies.get((page, name), (0, 0)) == (g["failures"], g["tests"])
+        if g["setup_failures"]:
+            assert tallies[page, f"{name} (setup code)"][0] == g["setup_failures"]
+        if g["cleanup_failures"]:
+            assert tallies[page, f"{name} (cleanup code)"][0] == g["cleanup_failures"]
+    for key in ("tests", "failures", "setup_failures", "cleanup_failures"):
+        assert summary[key] == sum(g[key] for g in groups)
+    assert output_body(app).endswith(
+        f"   {summary['tests']:2} tests\n"
+        f"    {summary['failures']} failures in tests\n"
+        f"    {summary['setup_failures']} failure in setup code\n"
+        f"    {summary['cleanup_failures']} failure in cleanup code\n"
+    )
+    assert summary["groups"] == len(groups) == 6
+
+    suite = ElementTree.parse(app.outdir / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("6", "4", "1")
+    for case, g in zip(suite.findall("testcase"), groups, strict=True):
+        detail = case.find("failure") if g["status"] == "failed" else case.find("error")
+        if g["status"] == "passed":
+            assert len(case) == 0
+        else:
+            assert detail is not None
+            assert detail.get("message") == g["message"]
+            assert detail.text == g["report"]

@@ -261,8 +261,20 @@ class _LazyDebugger:
 _COUNTS_SKIPS = sys.version_info >= (3, 13)
 
 
+def _short(text: str) -> str:
+    """A line of output, for a short cause: its first line, cut."""
+    lines = text.strip().splitlines()
+    if not lines:
+        return "nothing"
+    first = lines[0] if len(lines[0]) <= 60 else lines[0][:57] + "..."
+    return first + (" ..." if len(lines) > 1 else "")
+
+
 def _make_runner_class(doctest: Any) -> Any:
     class Runner(doctest.DocTestRunner):  # type: ignore[misc]
+        """doctest's runner, as sphinx.ext.doctest's, telling the parent what
+        it starts and why an example failed."""
+
         phase = "test"
         _started = 0
 
@@ -289,6 +301,23 @@ def _make_runner_class(doctest: Any) -> Any:
                 source=_cut(example.source), tried=tried,
             )
             super().report_start(out, test, example)
+
+        def report_failure(self, out: Any, test: Any, example: Any, got: str) -> None:
+            if example.exc_msg is not None and got.startswith("Traceback"):
+                cause = f"expected {_short(example.exc_msg)}, got {_short(got.splitlines()[-1])}"
+            else:
+                cause = f"expected {_short(example.want)}, got {_short(got)}"
+            _Channel.emit("failure", cause=cause)
+            super().report_failure(out, test, example, got)
+
+        def report_unexpected_exception(
+            self, out: Any, test: Any, example: Any, exc_info: Any
+        ) -> None:
+            import traceback
+
+            raised = traceback.format_exception_only(exc_info[0], exc_info[1])[-1]
+            _Channel.emit("failure", cause=f"raised {_short(raised)}")
+            super().report_unexpected_exception(out, test, example, exc_info)
 
         def _DocTestRunner__patched_linecache_getlines(
             self, filename: str, module_globals: Any = None

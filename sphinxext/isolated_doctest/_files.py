@@ -35,6 +35,8 @@ def write_json(path: Path, outcomes: list[GroupOutcome], counts: Counts, elapsed
                 "cached": o.cached,
                 "tests": o.tries,
                 "failures": o.failures,
+                "setup_failures": o.setup_failures,
+                "cleanup_failures": o.cleanup_failures,
                 "message": o.message,
                 "report": o.text,
             }

@@ -50,7 +50,11 @@ class Counts:
 
 @dataclass(kw_only=True, slots=True)
 class GroupOutcome:
-    """One group's result, for the JSON and JUnit reports."""
+    """One group's result, for the JSON and JUnit reports.
+
+    Its counts are those output.txt adds up: tests (tried in the test phase),
+    and failures in tests, setup code and cleanup code.
+    """
 
     docname: str
     filename: str
@@ -62,8 +66,21 @@ class GroupOutcome:
     cached: bool = False
     tries: int = 0
     failures: int = 0
+    setup_failures: int = 0
+    cleanup_failures: int = 0
     text: str = ""
     message: str = ""
+    #: The group's first failure: where, and why (see :func:`_failure_message`).
+    first_failure: tuple[str, str, str] | None = None
+
+    def count(self, phase: str, failures: int, tries: int) -> None:
+        if phase == "test":
+            self.tries += tries
+            self.failures += failures
+        elif phase == "setup":
+            self.setup_failures += failures
+        else:
+            self.cleanup_failures += failures
 
     @property
     def headline(self) -> str:
@@ -155,9 +172,9 @@ def _where(start: dict[str, Any]) -> str:
 
 def fault_report(
     *, job: Job, fault: Fault, events: tuple[dict[str, Any], ...], stderr: str
-) -> tuple[str, str, str, int, int]:
-    """The failure text for a fault, and (phase, test name, tries, skips) to
-    count it under."""
+) -> tuple[str, str, str, int, int, str]:
+    """The failure text for a fault; (phase, test name, tries, skips) to count
+    it under; and the short cause, with where it happened."""
     pending: list[dict[str, Any]] = []
     group = job.groups[0].name if job.groups else "default"
     ended = False  # the group's examples had all run
@@ -198,7 +215,7 @@ def fault_report(
         f"{message[0].upper()}{message[1:]}{rest}.\n"
         f"{_stderr_tail(stderr)}"
     )
-    return text, phase, name, tries, skips
+    return text, phase, name, tries, skips, message
 
 
 def preamble_report(*, job: Job, group: str, detail: str, failed: str) -> str:
@@ -209,6 +226,16 @@ def preamble_report(*, job: Job, group: str, detail: str, failed: str) -> str:
         f"Failed example:\n{_indent(job.preamble.source or job.preamble.value)}"
         f"{failed}\n{_indent(detail)}"
     )
+
+
+def _failure_message(outcome: GroupOutcome) -> str:
+    """A failed group's short cause: how many failed, and the first one's why."""
+    if outcome.first_failure is None:
+        return f"{outcome.failures} of {outcome.tries} tests failed"
+    phase, where, cause = outcome.first_failure
+    if phase == "test":
+        return f"{outcome.failures} of {outcome.tries} tests failed, first {where}: {cause}"
+    return f"its {phase} code failed {where}: {cause}"
 
 
 class OutputRelay:
@@ -333,7 +360,8 @@ class DocumentReport:
                     job=job, group=spec.name, detail=job.error, failed="Cannot run:"
                 ))
                 _record(self.runners["setup"], f"{spec.name} (setup code)", 1, 1)
-                self._outcome(job, spec.name, status="error", message=job.error, failures=1)
+                self._outcome(job, spec.name, status="error", message=job.error,
+                              setup_failures=1)
             return False
         assert result is not None
         written = _Written(job, result, self.relay or OutputRelay(quiet=True))
@@ -353,6 +381,7 @@ class DocumentReport:
         first = len(self.outcomes)
         current: GroupOutcome | None = None
         started = 0.0
+        start: dict[str, Any] | None = None
         for event in result.events:
             kind = event["t"]
             if kind == "group":
@@ -365,8 +394,15 @@ class DocumentReport:
                 current.duration = event["ts"] - started
                 if not event["ok"]:
                     success = False
-                    current.status = "failed" if current.status == "passed" else current.status
+                    if current.status == "passed":
+                        current.status = "failed"
+                    current.message = current.message or _failure_message(current)
                 current = None
+            elif kind == "start":
+                start = event
+            elif kind == "failure":
+                if current is not None and current.first_failure is None and start is not None:
+                    current.first_failure = (start["phase"], _where(start), event["cause"])
             elif kind == "out":
                 written.show(event.get("written"))
                 warn_out(event["text"])
@@ -377,11 +413,7 @@ class DocumentReport:
                 _record(self.runners[event["runner"]], event["name"], failures, tries,
                         event.get("skips", 0))
                 if current is not None:
-                    # Tests as output.txt counts them ("2 tests in a"): setup and
-                    # cleanup code are not tests, though their failures fail the group.
-                    if event["runner"] == "test":
-                        current.tries += tries
-                    current.failures += failures
+                    current.count(event["runner"], failures, tries)
                     if failures:
                         current.status = "failed"
             elif kind == "warning":
@@ -396,11 +428,11 @@ class DocumentReport:
                     )
                     warn_out(text)
                     _record(self.runners["setup"], f"{spec.name} (setup code)", 1, 1)
-                    self._outcome(job, spec.name, status="error", text=text, failures=1,
+                    self._outcome(job, spec.name, status="error", text=text, setup_failures=1,
                                   message="the preamble failed")
                 return False
         if result.fault is not None:
-            text, phase, name, tries, skips = fault_report(
+            text, phase, name, tries, skips, message = fault_report(
                 job=job, fault=result.fault, events=result.events, stderr=result.stderr_tail
             )
             warn_out(text)
@@ -411,9 +443,9 @@ class DocumentReport:
                 done = [o for o in self.outcomes[first:] if o.group == group]
                 current = done[-1] if done else self._outcome(job, group)
             current.status = "error"
-            current.failures += 1
+            current.count(phase, 1, tries)
             current.text += text
-            current.message = result.fault.message
+            current.message = message
             current.duration = result.duration
             return False
         return success
