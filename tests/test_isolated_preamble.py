@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from isolated_helpers import (
+    ROOTS,
     app_with_start,
     console_status,
     console_warnings,
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sphinx.testing.util import SphinxTestApp
+
+DIVIDER = "*" * 70
 
 
 
@@ -127,17 +131,17 @@ def test_two_preambles_in_one_group(app: SphinxTestApp) -> None:
     app.build()
     message = (
         "group 'g' has two different preambles: \"import builtins; builtins.PRE = 'one'\" "
-        "at index.rst:4 and \"import builtins; builtins.PRE = 'two'\" at index.rst:10; "
+        "at index.rst:5 and \"import builtins; builtins.PRE = 'two'\" at index.rst:11; "
         "a group runs in one process, so give it one preamble (or split it into two groups)"
     )
     assert console_warnings(app).splitlines() == [
-        f"{app.srcdir / 'index.rst'}:10: WARNING: {message} [isolated_doctest.preamble]"
+        f"{app.srcdir / 'index.rst'}:11: WARNING: {message} [isolated_doctest.preamble]"
     ]
     assert output_body(app) == (
         "\nDocument: index\n"
         "---------------\n"
         "**********************************************************************\n"
-        'File "index.rst", line 4, in g (setup code)\n'
+        'File "index.rst", line 5, in g (setup code)\n'
         "Failed example:\n"
         "    import builtins; builtins.PRE = 'one'\n"
         "Cannot run:\n"
@@ -157,6 +161,21 @@ def test_two_preambles_in_one_group(app: SphinxTestApp) -> None:
     assert app.statuscode == 1
 
 
+def _preamble_failure(srcdir: Path, at: str, source: str, traceback: list[str]) -> str:
+    """A preamble's failure as output.txt reports it: at the line that set it,
+    with only the preamble's own frames (as it ran: the file's line may say more)."""
+    path, line = at.split(":")
+    lines = "".join(f"    {text}\n" for text in traceback)
+    return (
+        f"{DIVIDER}\n"
+        f'File "{path}", line {line}, in default (setup code)\n'
+        "Failed example:\n"
+        f"    {source}\n"
+        "Exception raised by the preamble:\n"
+        f"{lines}".replace("SRCDIR", str(srcdir))
+    )
+
+
 @pytest.mark.parametrize("start", ["fork", "spawn"])
 @pytest.mark.sphinx("doctest", testroot="isolated-preamble-errors", freshenv=True)
 def test_preamble_error_is_a_setup_failure_where_it_was_set(
@@ -164,27 +183,105 @@ def test_preamble_error_is_a_setup_failure_where_it_was_set(
 ) -> None:
     app = app_with_start(make_app, app_params, start)
     app.build()
-    lines = output_body(app).splitlines()
-    for origin, source, error in [
-        ('File "block.rst", line 4', "raise RuntimeError('from the block')", "from the block"),
-        ('File "conf.py", line 3', "raise RuntimeError('from conf.py')", "from conf.py"),
+    body = output_body(app)
+    for at, source, error in [
+        ("block.rst:5", "raise RuntimeError('from the block')", "from the block"),
+        ("conf.py:3", "raise RuntimeError('from conf.py')", "from conf.py"),
         # As written on the page: no smart quotes.
-        ('File "meta.rst", line 1', "raise RuntimeError('from the page')", "from the page"),
+        ("meta.rst:1", "raise RuntimeError('from the page')", "from the page"),
     ]:
-        at = lines.index(f"{origin}, in default (setup code)")
-        assert lines[at + 1 : at + 4] == [
-            "Failed example:",
+        path, line = at.split(":")
+        assert _preamble_failure(app.srcdir, at, source, [
+            "Traceback (most recent call last):",
+            f'  File "SRCDIR/{path}", line {line}, in <module>',
             f"    {source}",
-            "Exception raised by the preamble:",
-        ]
-        assert f"    RuntimeError: {error}" in lines[at + 4 : at + 12]
-    assert "'not run'" not in lines
-    assert lines[-4:] == [
-        "    0 tests",
-        "    0 failures in tests",
-        "    3 failures in setup code",
-        "    0 failures in cleanup code",
+            f"RuntimeError: {error}",
+        ]) in body
+    # A syntax error: the error alone, no frame of the compile() that found it.
+    assert _preamble_failure(app.srcdir, "syntax.rst:5", "import os; os.(", [
+        '  File "SRCDIR/syntax.rst", line 5',
+        "    import os; os.(",
+        "                  ^",
+        "SyntaxError: invalid syntax",
+    ]) in body
+    assert "_child.py" not in body
+    assert "'not run'" not in body
+    assert body.endswith(
+        "    0 tests\n"
+        "    0 failures in tests\n"
+        "    4 failures in setup code\n"
+        "    0 failures in cleanup code\n"
+    )
+    assert app.statuscode == 1
+
+
+def _cannot_run(at: str, group: str, name: str, why: str) -> str:
+    path, line = at.split(":")
+    return (
+        f"{DIVIDER}\n"
+        f'File "{path}", line {line}, in {group} (setup code)\n'
+        "Failed example:\n"
+        f"    {name}\n"
+        "Cannot run:\n"
+        f"    {why}\n"
+    )
+
+
+GEVNET = "unknown preamble 'gevnet'; did you mean 'gevent'? Python source must be more than a name"
+
+
+@pytest.mark.sphinx(
+    "doctest", testroot="isolated-preamble-names", freshenv=True,
+    # Warnings end in " [type.subtype]" by default only since Sphinx 8.0.
+    confoverrides={"show_warning_types": True},
+)
+def test_a_misspelt_preamble_name_is_an_error_at_its_line(app: SphinxTestApp) -> None:
+    """A bare name that no preamble has is not run as Python source (where it
+    would fail with a NameError in every group): its groups cannot run."""
+    app.build()
+    eventlett = (
+        "unknown preamble 'eventlett'; did you mean 'eventlet'? "
+        "Python source must be more than a name"
+    )
+    numpy = (
+        "unknown preamble 'numpy'; the known ones are 'eventlet' and 'gevent'; "
+        "Python source must be more than a name"
+    )
+    assert console_warnings(app).splitlines() == [
+        f"{app.srcdir / 'block.rst'}:5: ERROR: {eventlett} [isolated_doctest.preamble]",
+        f"{app.srcdir / 'block.rst'}:11: ERROR: {numpy} [isolated_doctest.preamble]",
+        f"{app.srcdir / 'field.rst'}:1: ERROR: {GEVNET} [isolated_doctest.preamble]",
     ]
+    body = output_body(app)
+    assert _cannot_run("block.rst:5", "close", "eventlett", eventlett) in body
+    assert _cannot_run("block.rst:11", "far", "numpy", numpy) in body
+    assert _cannot_run("field.rst:1", "default", "gevnet", GEVNET) in body
+    assert "   1 tests in source\n" in body  # Python source runs
+    assert body.endswith(
+        "    2 tests\n    0 failures in tests\n    3 failures in setup code\n"
+        "    0 failures in cleanup code\n"
+    )
+    assert app.statuscode == 1
+
+
+def test_a_misspelt_preamble_name_in_conf_py(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path
+) -> None:
+    srcdir = tmp_path / "src"
+    shutil.copytree(ROOTS / "test-isolated-preamble-names", srcdir)
+    with (srcdir / "conf.py").open("a") as conf:
+        conf.write("show_warning_types = True\nisolated_doctest_preamble = 'gevnet'\n")
+    app = make_app("doctest", srcdir=srcdir, freshenv=True)
+    try:
+        app.build()
+    finally:
+        app.cleanup()
+    assert console_warnings(app).splitlines()[0] == (
+        f"{srcdir / 'conf.py'}:3: ERROR: {GEVNET} [isolated_doctest.preamble]"
+    )
+    # Every group that would run after it cannot, and says why, where it is set.
+    assert _cannot_run("conf.py:3", "default", "gevnet", GEVNET) in output_body(app)
+    assert "   1 tests in source\n" in output_body(app)
     assert app.statuscode == 1
 
 
@@ -244,16 +341,16 @@ def test_preamble_stderr_once_per_server(
 ) -> None:
     """A fork server's stderr is shown once, on sphinx-build's stderr, under its
     preamble; the deprecation notice a named preamble's import prints on every
-    run (eventlet's) only with -v."""
+    run (eventlet's) only with -v, at the line that names the preamble."""
     args, kwargs = app_params
     app = make_app(*args, **kwargs, verbosity=verbosity)
     app.build()
     err = capsys.readouterr().err
-    assert err == "stderr of the custom preamble (set at index.rst:11):\nthe loud preamble ran\n"
+    assert err == "stderr of the custom preamble (set at index.rst:12):\nthe loud preamble ran\n"
     status = console_status(app)
     notice = (
-        "stderr of the eventlet preamble (set at index.rst:4):\n"
-        "    <preamble set at index.rst:4>:1: EventletDeprecationWarning: \n"
+        "stderr of the eventlet preamble (set at index.rst:5):\n"
+        f"    {app.srcdir / 'index.rst'}:5: EventletDeprecationWarning: \n"
         "    Eventlet is deprecated."
     )
     assert (notice in status) == bool(verbosity)

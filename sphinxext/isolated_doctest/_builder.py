@@ -19,9 +19,9 @@ from sphinx.util.display import status_iterator
 from sphinxext.isolated_doctest._cache import ResultCache, job_key
 from sphinxext.isolated_doctest._collect import EmptyBlock, collect, warn_empty
 from sphinxext.isolated_doctest._config import Settings
-from sphinxext.isolated_doctest._directives import config_preamble_origin
+from sphinxext.isolated_doctest._directives import config_preamble
 from sphinxext.isolated_doctest._files import write_json, write_junit
-from sphinxext.isolated_doctest._job import Preamble, RunSettings
+from sphinxext.isolated_doctest._job import RunSettings, preamble_problem
 from sphinxext.isolated_doctest._pool import Executor
 from sphinxext.isolated_doctest._report import (
     Counts,
@@ -110,12 +110,9 @@ class IsolatedDocTestBuilder(Builder):
         self._pid = os.getpid()
         # Most groups run after conf.py's preamble: start its fork server while
         # Sphinx reads the pages.
-        self.executor.prepare(
-            Preamble(
-                value=self.config.isolated_doctest_preamble,
-                origin=config_preamble_origin(self._sphinx),
-            )
-        )
+        preamble = config_preamble(self._sphinx)
+        if not preamble_problem(preamble.value):
+            self.executor.prepare(preamble)
         self.counts = Counts()
         self.outcomes: list[GroupOutcome] = []
         self.started = time.monotonic()

@@ -129,17 +129,35 @@ def _prepare(setup: Wire) -> None:
     _Machinery.compile_hook = setup["compile_hook"]
 
 
-def _run_preamble(source: str, origin: str) -> str | None:
-    """Run the preamble in its own namespace; return a traceback text or None."""
+def _run_preamble(preamble: Wire) -> str | None:
+    """Run the preamble in its own namespace; return a traceback text or None.
+
+    Its code is compiled as if it stood at the line that sets it, in that
+    file, so that its traceback points there (and shows that line); the
+    traceback has only its own frames, none of this module's.
+    """
+    source = preamble["source"]
     if not source:
         return None
+    text = "\n" * max(0, preamble["line"] - 1) + source
+    path = preamble["path"] or "<preamble>"
     try:
-        code = compile(source, f"<preamble set at {origin}>" if origin else "<preamble>", "exec")
-        exec(code, {"__name__": "__preamble__"})
-    except BaseException:
+        exec(compile(text, path, "exec"), {"__name__": "__preamble__"})
+    except BaseException as exc:
+        import linecache
         import traceback
 
-        return traceback.format_exc()
+        # Its lines as they ran, rather than the file's (where the first is,
+        # say, ``:preamble: raise ...``, and the carets would not line up).
+        lines = text.splitlines(True)
+        linecache.cache[path] = (len(text), None, lines, path)
+        if isinstance(exc, SyntaxError) and exc.filename == path and exc.lineno:
+            # Read from the file by the compiler: the line as it ran instead.
+            exc.text = lines[exc.lineno - 1] if exc.lineno <= len(lines) else None
+        # This function's frame is first: drop it.  A SyntaxError from
+        # compile() has no other, and is shown as the error alone.
+        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+        return "".join(traceback.format_exception(type(exc), exc, tb))
     return None
 
 
@@ -719,7 +737,7 @@ def _once(prefix: str) -> None:
     _supervise(prefix)
     job = _read_frame_file(f"{prefix}.job")
     _prepare(job)
-    error = _run_preamble(job["preamble"], job["preamble_origin"])
+    error = _run_preamble(job["preamble"])
     _limit_output(job["output_limit"])
     _work(prefix, job, error)
 
@@ -918,7 +936,7 @@ def _serve(config_path: str) -> None:
     control = os.dup(1)
     os.dup2(2, 1)
     _prepare(config)
-    error = _run_preamble(config["preamble"], config["preamble_origin"])
+    error = _run_preamble(config["preamble"])
     server = _Server(control, tuple(config["tokens"]))
 
     if error is None:

@@ -118,6 +118,8 @@ def collect(
         preamble = Preamble(
             value=element.get("preamble", config.isolated_doctest_preamble),
             origin=element.get("preamble_origin", "conf.py"),
+            path=element.get("preamble_path", ""),
+            line=element.get("preamble_line", 0),
         )
         names = element.get("groups", [config.doctest_test_doctest_blocks])
         if "*" in names:
@@ -127,7 +129,7 @@ def collect(
             group = groups.setdefault(name, _Group(name))
             group.blocks.append(block)
             group.preamble = preamble
-            group.conflict = group.conflict or element.get("preamble_conflict")
+            group.conflict = group.conflict or element.get("preamble_error")
             if group.lineno is None:
                 group.lineno = (lineno or 0) + 1
             if "timeout" in element:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sphinxext.isolated_doctest._job import preamble_problem
 from sphinxext.isolated_doctest._shared import Subtype, line_of, warn
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ def check(app: Sphinx, config: Config) -> None:
             "a text must contain '{preamble}', or use True or False",
         ))
     conf_py = Path(app.confdir, "conf.py") if app.confdir else None
+    _check_preamble(app, config, conf_py)
     for name, fix in problems:
         value, default = getattr(config, name), DEFAULTS[name]
         if name in config.overrides or conf_py is None:
@@ -112,6 +114,21 @@ def check(app: Sphinx, config: Config) -> None:
         setattr(config, name, default)
     if problems:
         app.statuscode = 1
+
+
+def _check_preamble(app: Sphinx, config: Config, conf_py: Path | None) -> None:
+    """A preamble name that is none: an error at its line.  It is not replaced:
+    the groups that would run after it fail, each saying why."""
+    problem = preamble_problem(config.isolated_doctest_preamble)
+    if problem is None:
+        return
+    name = "isolated_doctest_preamble"
+    if name in config.overrides or conf_py is None:
+        problem, location = f"{problem} (set with -D)", None
+    else:
+        location = f"{conf_py}:{line_of(conf_py, name) or 1}"
+    warn("%s", problem, subtype=Subtype.PREAMBLE, location=location, error=True)
+    app.statuscode = 1
 
 
 def _can_fork_server() -> bool:

@@ -8,6 +8,7 @@ beats ``conf.py``), which is what the builder and the HTML note read.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -15,8 +16,9 @@ from docutils import nodes
 from docutils.parsers.rst import directives
 from docutils.statemachine import StateMachine
 from sphinx.ext import doctest as sphinx_doctest
+from sphinx.util.osutil import relpath
 
-from sphinxext.isolated_doctest._job import NAMED_PREAMBLES
+from sphinxext.isolated_doctest._job import Preamble, preamble_problem
 from sphinxext.isolated_doctest._shared import Subtype, line_of, warn
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ class _IsolatedMixin(sphinx_doctest.TestDirective):
         node = result[0]
         if "preamble" in self.options:
             node["preamble_option"] = self.options["preamble"]
+            node["preamble_line"] = self._option_line("preamble")
         if "timeout" in self.options:
             node["timeout"] = self.options["timeout"]
         line = self._content_line()
@@ -74,6 +77,17 @@ class _IsolatedMixin(sphinx_doctest.TestDirective):
         # MyST: the content offset counts from the line after the opening fence.
         line: int = self.lineno + 1 + self.content_offset
         return line
+
+    def _option_line(self, name: str) -> int:
+        """The line that sets option ``name`` (the directive's, if not found)."""
+        lines = self.block_text.splitlines()
+        # In rst the block text starts with the directive's line; MyST's
+        # starts on the line after its opening fence.
+        first: int = self.lineno if self._in_rst() else self.lineno + 1
+        for number, text in enumerate(lines):
+            if text.strip().startswith((f":{name}:", f"{name}:")):
+                return first + number
+        return first if self._in_rst() else first - 1
 
 
 _EXTRA: OptionSpec = {"preamble": directives.unchanged_required, "timeout": _timeout}
@@ -125,33 +139,29 @@ def _is_runnable(node: Node) -> bool:
     return is_test_node(node) or isinstance(node, nodes.doctest_block)
 
 
-def preamble_label(value: str) -> str:
-    """``gevent``, ``eventlet``, ``custom``, or ``''`` for no preamble."""
-    value = value.strip()
-    if not value:
-        return ""
-    return value if value in NAMED_PREAMBLES else "custom"
+_origins: dict[tuple[str, int, int], int | None] = {}  # conf.py (path, mtime, size) -> line
 
 
-_origins: dict[tuple[str, int, int], str] = {}  # conf.py (path, mtime, size) -> origin
-
-
-def config_preamble_origin(app: Sphinx) -> str:
-    """Where conf.py sets ``isolated_doctest_preamble``, as ``conf.py:LINE``.
+def config_preamble(app: Sphinx) -> Preamble:
+    """``isolated_doctest_preamble``, set at ``conf.py:LINE``.
 
     Asked for on every page: conf.py is read again only when it has changed.
     """
+    value = app.config.isolated_doctest_preamble
+    if not value.strip():
+        return Preamble(value=value, origin="")
     conf_py = Path(app.confdir, "conf.py")
     try:
         stat = conf_py.stat()
     except OSError:
-        return "conf.py"
+        return Preamble(value=value, origin="conf.py")
     key = (str(conf_py), stat.st_mtime_ns, stat.st_size)
-    origin = _origins.get(key)
-    if origin is None:
-        line = line_of(conf_py, "isolated_doctest_preamble")
-        origin = _origins[key] = f"conf.py:{line}" if line else "conf.py"
-    return origin
+    if key not in _origins:
+        _origins[key] = line_of(conf_py, "isolated_doctest_preamble")
+    line = _origins[key]
+    if "isolated_doctest_preamble" in app.config.overrides or line is None:
+        return Preamble(value=value, origin="conf.py")
+    return Preamble(value=value, origin=f"conf.py:{line}", path=str(conf_py), line=line)
 
 
 def keep_raw_preamble(app: Sphinx, doctree: nodes.document) -> None:
@@ -168,59 +178,91 @@ def keep_raw_preamble(app: Sphinx, doctree: nodes.document) -> None:
                 doctree[RAW_ATTRIBUTE] = "\n\n".join(p.rawsource for p in paragraphs)
 
 
+def _field_line(path: Path) -> int | None:
+    """The line of the page's preamble field: rst's field list, or MyST's front matter."""
+    return line_of(path, f":{METADATA_FIELD}:") or line_of(path, f"{METADATA_FIELD}:")
+
+
 def resolve_preambles(app: Sphinx, doctree: nodes.document) -> None:
     """``doctree-read``: record on each test node the preamble its group runs after.
 
     Sets ``preamble`` (the value: a name or source, ``''`` for none),
-    ``preamble_label`` (for the HTML note), ``preamble_origin`` (``file:line``)
-    and, where a group names two different preambles, ``preamble_conflict``.
+    ``preamble_label`` (for the HTML note), ``preamble_origin`` (``file:line``),
+    ``preamble_path`` and ``preamble_line`` (where it is set), and, where the
+    group cannot run (two different preambles, or a name that is none), the
+    reason in ``preamble_error``.  A bad value set on the page is an error at
+    its line; one set in conf.py is reported once, when the build starts.
     """
     docname = app.env.docname
-    source = str(app.env.doc2path(docname, False))
-    default = app.config.isolated_doctest_preamble
-    default_origin = config_preamble_origin(app) if default.strip() else ""
+    srcdir = str(app.env.srcdir)
+    page_path = str(app.env.doc2path(docname))
+    default = config_preamble(app)
+    problems: dict[str, str] = {}  # value -> why it cannot be used
     page_value = app.env.metadata[docname].get(METADATA_FIELD)
     if page_value is not None:
-        default = str(doctree.get(RAW_ATTRIBUTE, page_value))
-        line = line_of(Path(app.env.doc2path(docname)), f":{METADATA_FIELD}:")
-        default_origin = f"{source}:{line}" if line else source
+        value = str(doctree.get(RAW_ATTRIBUTE, page_value))
+        line = _field_line(Path(page_path))
+        source = relpath(page_path, srcdir)
+        default = Preamble(
+            value=value, origin=f"{source}:{line}" if line else source, path=page_path,
+            line=line or 0,
+        )
+        _check_value(default, problems)
 
     test_nodes: list[Element] = list(doctree.findall(_is_runnable))
-    explicit: dict[str, tuple[str, str, Element]] = {}  # group -> (value, origin, node)
+    explicit: dict[str, tuple[Preamble, Element]] = {}
     conflicts: dict[str, str] = {}
     for node in test_nodes:
         value = node.get("preamble_option")
         if value is None:
             continue
-        origin = f"{source}:{(node.line or 1)}"
+        path = os.path.abspath(node.source) if node.source else page_path
+        line = node.get("preamble_line") or node.line or 1
+        setting = Preamble(
+            value=value, origin=f"{relpath(path, srcdir)}:{line}", path=path, line=line
+        )
+        _check_value(setting, problems)
         for group in node.get("groups", ["default"]):
             if group == "*":
                 continue
             seen = explicit.get(group)
             if seen is None:
-                explicit[group] = (value, origin, node)
-            elif seen[0].strip() != value.strip() and group not in conflicts:
+                explicit[group] = (setting, node)
+            elif seen[0].value.strip() != value.strip() and group not in conflicts:
                 conflicts[group] = (
-                    f"group {group!r} has two different preambles: {seen[0].strip()!r} "
-                    f"at {seen[1]} and {value.strip()!r} at {origin}; a group runs in one "
-                    "process, so give it one preamble (or split it into two groups)"
+                    f"group {group!r} has two different preambles: "
+                    f"{seen[0].value.strip()!r} at {seen[0].origin} and {value.strip()!r} "
+                    f"at {setting.origin}; a group runs in one process, so give it one "
+                    "preamble (or split it into two groups)"
                 )
-                warn("%s", conflicts[group], subtype=Subtype.PREAMBLE, location=node)
+                warn("%s", conflicts[group], subtype=Subtype.PREAMBLE, location=setting.where)
 
     for node in test_nodes:
         names = node.get("groups", [app.config.doctest_test_doctest_blocks])
         groups = [g for g in names if g != "*"]
-        value, origin = default, default_origin
+        setting = default
         for group in groups:
             if group in explicit:
-                value, origin, _ = explicit[group]
+                setting = explicit[group][0]
                 break
-        node["preamble"] = value
-        node["preamble_label"] = preamble_label(value)
-        node["preamble_origin"] = origin if value.strip() else ""
-        for group in groups:
-            if group in conflicts:
-                node["preamble_conflict"] = conflicts[group]
+        node["preamble"] = setting.value
+        node["preamble_label"] = setting.label
+        set_ = bool(setting.value.strip())
+        node["preamble_origin"] = setting.origin if set_ else ""
+        node["preamble_path"] = setting.path if set_ else ""
+        node["preamble_line"] = setting.line if set_ else 0
+        error = next((conflicts[g] for g in groups if g in conflicts), None)
+        error = error or preamble_problem(setting.value)
+        if error:
+            node["preamble_error"] = error
+
+
+def _check_value(setting: Preamble, reported: dict[str, str]) -> None:
+    """Report a value that cannot be a preamble, at the line that sets it (once a page)."""
+    problem = preamble_problem(setting.value)
+    if problem and setting.origin not in reported:
+        reported[setting.origin] = problem
+        warn("%s", problem, subtype=Subtype.PREAMBLE, location=setting.where, error=True)
 
 
 def register(app: Sphinx) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+import keyword
+import re
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -9,11 +12,32 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sphinx.config import Config
 
-#: Preambles known by name; any other value is Python source.
+#: Preambles known by name; any other value is Python source.  Each is one
+#: line, so that a traceback from it points at the line that named it.
 NAMED_PREAMBLES: dict[str, str] = {
-    "gevent": "from gevent import monkey\nmonkey.patch_all()\n",
-    "eventlet": "import eventlet\neventlet.monkey_patch()\n",
+    "gevent": "from gevent import monkey; monkey.patch_all()\n",
+    "eventlet": "import eventlet; eventlet.monkey_patch()\n",
 }
+
+_BARE_NAME = re.compile(r"[^\W\d]\w*(\.[^\W\d]\w*)*")
+
+
+def preamble_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a preamble, or None.
+
+    A bare name that is not a known preamble is a misspelt one: as Python
+    source it would only look the name up and fail with a NameError in every
+    group.
+    """
+    name = value.strip()
+    if name in NAMED_PREAMBLES or not _BARE_NAME.fullmatch(name) or keyword.iskeyword(name):
+        return None
+    close = difflib.get_close_matches(name, NAMED_PREAMBLES, n=1, cutoff=0.5)
+    if close:
+        hint = f"did you mean {close[0]!r}?"
+    else:
+        hint = f"the known ones are {' and '.join(map(repr, sorted(NAMED_PREAMBLES)))};"
+    return f"unknown preamble {name!r}; {hint} Python source must be more than a name"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -24,10 +48,24 @@ class Preamble:
     value: str
     #: Where it was set, as ``file:line`` (or ``conf.py``), for messages.
     origin: str
+    #: The file that sets it (absolute) and the line, for its tracebacks.
+    path: str = ""
+    line: int = 0
 
     @property
     def source(self) -> str:
         return NAMED_PREAMBLES.get(self.value.strip(), self.value)
+
+    @property
+    def where(self) -> str:
+        """The location of a message about it: ``/abs/file:line``."""
+        if self.path:
+            return f"{self.path}:{self.line}" if self.line else self.path
+        return self.origin
+
+    def wire(self) -> dict[str, Any]:
+        """As the child runs it: the source, and where to say it is."""
+        return {"source": self.source, "path": self.path, "line": self.line}
 
     @property
     def label(self) -> str:
@@ -163,7 +201,6 @@ class Job:
             "global_cleanup": settings.global_cleanup,
             "optionflags": settings.optionflags,
             "fail_fast": settings.fail_fast,
-            "preamble": self.preamble.source,
-            "preamble_origin": self.preamble.origin,
+            "preamble": self.preamble.wire(),
             "groups": [g.wire() for g in self.groups],
         }

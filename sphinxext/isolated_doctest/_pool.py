@@ -123,8 +123,7 @@ def server_config(
     """The frame a fork server reads first (``_child.py serve CONFIG``)."""
     return frame({
         **settings.child(),
-        "preamble": preamble.source,
-        "preamble_origin": preamble.origin,
+        "preamble": preamble.wire(),
         "tokens": list(tokens),
         "output_limit": OUTPUT_LIMIT,
     })

@@ -133,9 +133,9 @@ def _split_origin(origin: str) -> tuple[str, str]:
 
 #: Where a block of stderr starts: a Python warning's first line, or a traceback.
 _STDERR_BLOCK = re.compile(r"^\S.*:\d+: \w+: |^Traceback \(most recent call last\):")
-#: A deprecation warning raised by the preamble's own code (``_child`` compiles
-#: it as ``<preamble set at ...>``).
-_PREAMBLE_DEPRECATION = re.compile(r"^<preamble[^>]*>:\d+: \w*DeprecationWarning: ")
+#: A deprecation warning raised by the preamble's own code: ``_child`` compiles
+#: it at the file and line that set it (``<preamble>`` where there is none).
+_DEPRECATION = r":\d+: \w*DeprecationWarning: "
 
 
 def split_preamble_stderr(preamble: Preamble, text: str) -> tuple[str, str]:
@@ -147,9 +147,10 @@ def split_preamble_stderr(preamble: Preamble, text: str) -> tuple[str, str]:
     shown: list[str] = []
     notices: list[str] = []
     target = shown
+    own = re.compile(f"^{re.escape(preamble.path or '<preamble>')}{_DEPRECATION}")
     for line in text.splitlines():
         if _STDERR_BLOCK.match(line):
-            target = notices if _PREAMBLE_DEPRECATION.match(line) else shown
+            target = notices if own.match(line) else shown
         target.append(line)
     return "\n".join(shown).strip(), "\n".join(notices).strip()
 
@@ -428,8 +429,9 @@ class DocumentReport:
                     )
                     warn_out(text)
                     _record(self.runners["setup"], f"{spec.name} (setup code)", 1, 1)
+                    last = event["traceback"].rstrip().splitlines()[-1:]
                     self._outcome(job, spec.name, status="error", text=text, setup_failures=1,
-                                  message="the preamble failed")
+                                  message=f"the preamble failed: {''.join(last)}")
                 return False
         if result.fault is not None:
             text, phase, name, tries, skips, message = fault_report(
