@@ -151,7 +151,7 @@ def test_bad_timeout_option_is_docutils_error_at_its_line(app: SphinxTestApp) ->
     )
     assert "Traceback" not in warnings
     # The rest of the page still runs.
-    assert "1 passed and 0 failed." in (app.outdir / "output.txt").read_text()
+    assert "1 passed and 0 failed." in output_body(app)
     assert app.statuscode == 0
 
 

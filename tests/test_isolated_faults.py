@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 import pytest
-from isolated_helpers import ROOTS, app_with_start, output_body, output_json, sphinx_build
+from isolated_helpers import (
+    ROOTS,
+    app_with_start,
+    as_doctest_311,
+    output_body,
+    output_json,
+    sphinx_build,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -292,7 +299,7 @@ def test_a_small_dev_shm_loses_nothing(tmp_path: Path) -> None:
     shutil.copytree(ROOTS / "test-isolated-flood", srcdir)
     build = sphinx_build(srcdir, tmp_path / "out", wrapper=SMALL_SHM)
     assert build.returncode == 1, build.stderr
-    body = (tmp_path / "out" / "output.txt").read_text(encoding="utf-8")
+    body = as_doctest_311((tmp_path / "out" / "output.txt").read_text(encoding="utf-8"))
     assert "No space left on device" not in body
     assert FD_FLOOD_REPORT in body
 
