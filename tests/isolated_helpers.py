@@ -130,7 +130,8 @@ def sphinx_build(
 ) -> subprocess.CompletedProcess[str]:
     """``sphinx-build -b doctest -E -q`` (``-q`` only if ``quiet``; run through
     ``wrapper``, a command that ends by running its arguments) in its own
-    session; kill that whole session however it ends."""
+    session; kill that whole session however it ends.  Its output comes
+    without colours."""
     argv = [sys.executable, "-m", "sphinx", "-b", "doctest", "-E", *(["-q"] * quiet), *options]
     proc = subprocess.Popen(
         [*wrapper, *argv, str(srcdir), str(outdir)],
@@ -146,6 +147,10 @@ def sphinx_build(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    # Sphinx colours its console where it sees a CI (CI=true) or a terminal.
     return subprocess.CompletedProcess(
-        proc.args, proc.returncode, as_doctest_311(stdout), as_doctest_311(stderr)
+        proc.args,
+        proc.returncode,
+        as_doctest_311(strip_escape_sequences(stdout)),
+        as_doctest_311(strip_escape_sequences(stderr)),
     )
