@@ -33,7 +33,7 @@ html: $(STAMP)  ## build the HTML docs; any warning, including a broken referenc
 pytest: $(STAMP) inventories  ## the test suite alone
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-versions: $(STAMP) inventories  ## the test suite on Python 3.12 and 3.13, Sphinx 7.4 and 8.2 (tox)
+versions: $(STAMP) inventories  ## the test suite on Python 3.12 with Sphinx 7.4, 3.13 with 8.2 (tox)
 	$(PY) -m pip install -q 'tox>=4'
 	PY=$(PY) sh .ci/versions.sh
 
