@@ -44,7 +44,7 @@ WRONG_TEXT = [
     "2 tests in 1 items.",
     "1 passed and 1 failed.",
     "***Test Failed*** 1 failures.",
-    "docs/failing.rst:5: 1 of 2 tests failed",
+    "docs/failing.rst:5: 1 of 2 tests failed, first in the example at line 7: expected 41, got 42",
 ]
 
 
@@ -95,14 +95,14 @@ def test_pass_fail_skip_timeout_crash(pytester: Pytester, project: Path) -> None
         'File "faults.rst", line 6, in hangs',
         "Failed example:",
         "    time.sleep(60)",
-        "Timed out after 0.5 s in the example at line 6; the rest of group 'hangs' did not run.",
+        "Timed out after 0.5 s in the example at line 9; the rest of group 'hangs' did not run.",
         "**********************************************************************",
         "1 items had failures:",
         "   1 of   3 in hangs",
         "3 tests in 1 items.",
         "2 passed and 1 failed.",
         "***Test Failed*** 1 failures.",
-        "docs/faults.rst:6: timed out after 0.5 s",
+        "docs/faults.rst:6: timed out after 0.5 s in the example at line 9",
     ]
     crash = section(result, "[sphinx doctest] crashes")
     assert crash[:5] == [
@@ -110,16 +110,16 @@ def test_pass_fail_skip_timeout_crash(pytester: Pytester, project: Path) -> None
         'File "faults.rst", line 13, in crashes',
         "Failed example:",
         "    os.kill(os.getpid(), signal.SIGSEGV)",
-        "Killed by SIGSEGV in the example at line 13; the rest of group 'crashes' did not run.",
+        "Killed by SIGSEGV in the example at line 15; the rest of group 'crashes' did not run.",
     ]
-    assert crash[-1] == "docs/faults.rst:13: killed by SIGSEGV"
+    assert crash[-1] == "docs/faults.rst:13: killed by SIGSEGV in the example at line 15"
     result.stdout.fnmatch_lines([
         "sphinx doctest: 11 tests in 5 groups, 3 failed, 0 from the cache",
         "SKIPPED [1] docs/failing.rst:10: every block of group 'skipped' is skipped by its "
         ":skipif:",
-        "FAILED docs/failing.rst::wrong - 1 of 2 tests failed",
-        "FAILED docs/faults.rst::hangs - timed out after 0.5 s",
-        "FAILED docs/faults.rst::crashes - killed by SIGSEGV",
+        "FAILED docs/failing.rst::wrong - 1 of 2 tests failed, first in the example at*",
+        "FAILED docs/faults.rst::hangs - timed out after 0.5 s in the example at line 9",
+        "FAILED docs/faults.rst::crashes - killed by SIGSEGV in the example at line 15",
     ], consecutive=False)
     assert ran(project) == ["crashes", "first", "hangs", "second", "wrong"]
 
@@ -178,7 +178,9 @@ def test_junit_xml(pytester: Pytester, project: Path) -> None:
     }
     failure = cases["wrong"].find("failure")
     assert failure is not None
-    assert failure.get("message") == "1 of 2 tests failed"
+    assert failure.get("message") == (
+        "1 of 2 tests failed, first in the example at line 7: expected 41, got 42"
+    )
     assert failure.text is not None
     assert failure.text.splitlines() == WRONG_TEXT
     properties = {p.get("name"): p.get("value") for p in cases["first"].iter("property")}
