@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from defusedxml import ElementTree
-from isolated_helpers import ROOTS, sphinx_build
+from isolated_helpers import ROOTS, as_doctest_311, sphinx_build
 
 if TYPE_CHECKING:
     from _pytest.pytester import Pytester, RunResult
@@ -67,14 +67,15 @@ def ran(log: Path) -> list[str]:
 
 
 def section(result: RunResult, title: str) -> list[str]:
-    """The lines of one failure's report, header excluded."""
+    """The lines of one failure's report, header excluded (tallies as Python
+    3.11 words them)."""
     lines = result.stdout.lines
     start = next(i for i, line in enumerate(lines) if line.strip("_ ") == title)
     end = next(
         i for i in range(start + 1, len(lines))
         if lines[i].startswith(("____", "====", "----", "sphinx doctest:"))
     )
-    return lines[start + 1 : end]
+    return as_doctest_311("\n".join(lines[start + 1 : end])).split("\n")
 
 
 def test_collects_one_item_per_group(pytester: Pytester, project: Path) -> None:
@@ -128,7 +129,7 @@ def test_failure_text_is_output_txt(pytester: Pytester, project: Path, tmp_path:
     """What pytest shows of a failed group is what the builder writes to output.txt."""
     build = sphinx_build(pytester.path / "docs", tmp_path / "out")
     assert build.returncode == 1, build.stderr
-    output = (tmp_path / "out" / "output.txt").read_text()
+    output = as_doctest_311((tmp_path / "out" / "output.txt").read_text())
     result = run(pytester, "--sphinx-doctest=docs", "-k", "wrong")
     text = "\n".join(section(result, "[sphinx doctest] wrong")[:-1]) + "\n"
     assert f"Document: failing\n-----------------\n{text}\n" in output
@@ -182,7 +183,7 @@ def test_junit_xml(pytester: Pytester, project: Path) -> None:
         "1 of 2 tests failed, first in the example at line 7: expected 41, got 42"
     )
     assert failure.text is not None
-    assert failure.text.splitlines() == WRONG_TEXT
+    assert as_doctest_311(failure.text).splitlines() == WRONG_TEXT
     properties = {p.get("name"): p.get("value") for p in cases["first"].iter("property")}
     assert properties == {"doctest_tests": "2"}
 
