@@ -56,6 +56,7 @@ _raw_waitpid = os.waitpid
 _raw_pidfd_open = getattr(os, "pidfd_open", None)
 _raw_killpg = os.killpg
 _raw_exit = os._exit
+_raw_getpid = os.getpid
 _raw_monotonic = time.monotonic
 
 # For the type checker only (``always_true`` in pyproject.toml): importing
@@ -166,12 +167,21 @@ class _ChannelClosed(BaseException):
 
 
 class _Channel:
-    """Frames on the job's ``ev`` file, one write each (an append is atomic)."""
+    """Frames on the job's ``ev`` file, one write each (an append is atomic).
+
+    Only the process that runs the job writes them: a process an example
+    forked, and that goes on running the examples instead of exiting (as
+    ``os.fork()`` without ``os._exit`` does), would report them a second time.
+    It leaves instead, at its first word.
+    """
 
     fd = -1
+    owner = -1
 
     @classmethod
     def emit(cls, kind: str, **fields: Any) -> None:
+        if _raw_getpid() != cls.owner:
+            _raw_exit(0)
         fields["t"] = kind
         try:
             _write_all(cls.fd, frame(fields))
@@ -663,6 +673,7 @@ def _is_ours(tb: Any) -> bool:
 def _work(prefix: str, job: Wire, preamble_error: str | None) -> NoReturn:
     """Run a job in this process, report, and leave without running atexit hooks."""
     status = 0
+    _Channel.owner = _raw_getpid()
     try:
         _Channel.fd = _open_job_files(prefix)
     except BaseException:
