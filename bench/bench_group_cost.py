@@ -26,7 +26,13 @@ from pathlib import Path
 
 from sphinxext.isolated_doctest._child import frame, unframe
 from sphinxext.isolated_doctest._job import NO_PREAMBLE, Block, GroupSpec, Job, RunSettings
-from sphinxext.isolated_doctest._pool import CHILD_SCRIPT, job_wire, server_config, token_pipe
+from sphinxext.isolated_doctest._pool import (
+    CHILD_SCRIPT,
+    bell_pipe,
+    job_wire,
+    server_config,
+    slot_files,
+)
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 GROUPS = 300
@@ -61,11 +67,12 @@ def wire(n: int, empty: bool) -> bytes:
 def forked_round(empty: bool) -> dict[str, float]:
     """Per job: CPU ms and faults of the server and of its workers."""
     folder = Path(tempfile.mkdtemp(prefix="group-cost-", dir="/dev/shm"))
-    tokens = token_pipe(2)
+    bell = bell_pipe()
     config = folder / "server"
-    config.write_bytes(server_config(settings=SETTINGS, preamble=NO_PREAMBLE, tokens=tokens))
+    config.write_bytes(server_config(settings=SETTINGS, preamble=NO_PREAMBLE,
+                                     slots=slot_files(folder, 2), bell=bell))
     server = subprocess.Popen([sys.executable, CHILD_SCRIPT, "serve", str(config)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=tokens)
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=bell)
     assert server.stdin is not None and server.stdout is not None
     try:
         answers = bytearray()
@@ -92,7 +99,7 @@ def forked_round(empty: bool) -> dict[str, float]:
     finally:
         server.kill()
         server.wait()
-        for fd in tokens:
+        for fd in bell:
             os.close(fd)
         shutil.rmtree(folder, ignore_errors=True)
     return {key: (after[key] - before[key]) / GROUPS for key in after}

@@ -55,6 +55,7 @@ _raw_waitpid = os.waitpid
 # this module for its codec, does not.
 _raw_pidfd_open = getattr(os, "pidfd_open", None)
 _raw_killpg = os.killpg
+_raw_kill = os.kill
 _raw_exit = os._exit
 _raw_getpid = os.getpid
 _raw_monotonic = time.monotonic
@@ -75,6 +76,8 @@ TEXT_LIMIT = 64 * 1024
 EXIT_INTERRUPTED = 120  # a KeyboardInterrupt escaped an example
 EXIT_INTERNAL = 121  # the child itself failed; the traceback is on stderr
 EXIT_CHANNEL = 122  # an example closed the file descriptor of the events
+EXIT_LIMIT = 123  # the group went past a limit of its sandbox (see the "limit" event)
+EXIT_SANDBOX = 124  # the group's sandbox could not be set up; the reason is on stderr
 
 #: The events file's descriptor is the lowest free one from here (at most half
 #: the process's limit): far above what examples open, so that one which
@@ -568,7 +571,7 @@ class _Machinery:
         _HighFd.load()
         cls.compile_builder = _install_compile(doctest, cls.compile_hook)
         cls.doctest, cls.resource = doctest, resource
-        cls.runner_class = _make_runner_class(doctest)
+        cls.runner_class = _limited(_make_runner_class(doctest))
         cls.parser = doctest.DocTestParser()
 
 
@@ -666,12 +669,457 @@ class _HighFd:
         cls.fcntl, cls.command = fcntl.fcntl, fcntl.F_DUPFD_CLOEXEC
 
 
+# ---------------------------------------------------------------------------
+# The sandbox: limits, and a network of its own, that the process running a
+# job enters after the preamble and before the first example.
+
+#: What an example that tries to leave loopback is told (see _guard_network).
+NETWORK_OFF = "network is off for this group (isolated_doctest_sandbox)"
+
+
+class _LimitReached(BaseException):
+    """The group went past a limit of its sandbox: it stops here, saying which."""
+
+    def __init__(self, what: str, limit: float) -> None:
+        super().__init__(what, limit)
+        self.what = what
+        self.limit = limit
+
+
+class _Limits:
+    """The running job's memory limit in bytes, for the runner (0: none)."""
+
+    memory = 0
+
+
+def _limited(runner_class: Any) -> Any:
+    """``runner_class``, for which a MemoryError under a memory limit is the limit
+    reached: the group's fault at that example, not the example's failure."""
+
+    class Runner(runner_class):  # type: ignore[misc]
+        def report_unexpected_exception(
+            self, out: Any, test: Any, example: Any, exc_info: Any
+        ) -> None:
+            if _Limits.memory and issubclass(exc_info[0], MemoryError):
+                raise _LimitReached("memory", _Limits.memory)
+            super().report_unexpected_exception(out, test, example, exc_info)
+
+    return Runner
+
+
+def _enter_sandbox(sandbox: Wire, *, own_network: bool) -> None:
+    """Apply the job's ``sandbox`` to this process and to what it will start.
+
+    ``own_network``: move into a network namespace of its own first (a forked
+    worker; a spawned child was started in one).
+    """
+    resource = _Machinery.resource
+    if sandbox.get("network") is False:
+        if own_network:
+            Native.own_network()
+        _guard_network()
+    memory = sandbox.get("memory")
+    if memory:
+        # The data segment and private writable mappings: what the process has
+        # taken, not the address space it merely reserved (as thread stacks do).
+        _set_limit(resource.RLIMIT_DATA, memory)
+        _Limits.memory = memory
+    cpu = sandbox.get("cpu")
+    if cpu:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        soft = -int(-(usage.ru_utime + usage.ru_stime + cpu) // 1)  # counted from now
+        # SIGXCPU at the soft limit, SIGKILL a second later if it is ignored.
+        _set_limit(resource.RLIMIT_CPU, soft, soft + 1)
+    disk = sandbox.get("disk")
+    if disk:
+        # No one file may take more than the whole budget; the total is
+        # watched by the process above (see _Writes).
+        _set_limit(resource.RLIMIT_FSIZE, disk)
+
+
+def _set_limit(which: int, soft: int, hard: int | None = None) -> None:
+    """Lower the resource limit ``which`` to ``soft`` (and ``hard``), never raise it."""
+    resource = _Machinery.resource
+    infinity = resource.RLIM_INFINITY
+    old_soft, old_hard = resource.getrlimit(which)
+    hard = soft if hard is None else hard
+    if old_hard != infinity:
+        hard = min(hard, old_hard)
+    if old_soft != infinity:
+        soft = min(soft, old_soft)
+    resource.setrlimit(which, (min(soft, hard), hard))
+
+
+def _guard_network() -> None:
+    """Make a Python-level attempt to reach past loopback fail at once, with
+    :data:`NETWORK_OFF` as its message.
+
+    The network namespace is what stops the group (subprocesses and C code
+    included); this only says why, where a bare "Network is unreachable" or a
+    failed name lookup would leave the reader guessing.
+    """
+    import errno
+    import socket
+
+    local = {"", "localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+    inet_pton = socket.inet_pton
+
+    def numeric(host: str) -> bytes | None:
+        for family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                return inet_pton(family, host)
+            except (OSError, ValueError):
+                continue
+        return None
+
+    def loopback(packed: bytes) -> bool:
+        if len(packed) == 4:
+            return packed[0] == 127
+        # ::1, or an IPv4 loopback address mapped into IPv6.
+        return packed == bytes(15) + b"\1" or (
+            packed[:12] == bytes(10) + b"\xff\xff" and packed[12] == 127
+        )
+
+    def allowed(host: Any, *, names: bool) -> bool:
+        if isinstance(host, bytes):
+            host = host.decode("ascii", "replace")
+        if not isinstance(host, str):
+            return True  # not an internet address (AF_UNIX, AF_NETLINK...)
+        host = host.partition("%")[0].lower()
+        if host in local:
+            return True
+        packed = numeric(host)
+        if packed is None:
+            return False  # a name, which only the network could resolve
+        return names or loopback(packed)
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event == "socket.getaddrinfo":
+            # A numeric address needs no lookup: connect() judges it.
+            if args[0] is not None and not allowed(args[0], names=True):
+                raise socket.gaierror(socket.EAI_AGAIN, NETWORK_OFF)
+        elif event in {"socket.connect", "socket.sendto"}:
+            address = args[1]
+            if isinstance(address, tuple) and address and not allowed(address[0], names=False):
+                raise OSError(errno.ENETUNREACH, NETWORK_OFF)
+
+    sys.addaudithook(hook)
+
+
+# ---------------------------------------------------------------------------
+# Processes: what no example escapes, and what no kill leaves behind.
+#
+# Each job runs in a child subreaper (PR_SET_CHILD_SUBREAPER: a forked worker
+# makes itself one) or under one (a spawned job's supervisor), so a process an
+# example starts stays below it even if it leaves its process group and
+# session (setsid, a double fork): when the job ends, whatever is left below
+# is found by parent pid, killed and reaped.  Fork servers are subreapers too,
+# for the workers that die before they can do it themselves.  And every
+# process that supervises others learns of its parent's death (a pidfd, or
+# PR_SET_PDEATHSIG) and then ends what it supervises, so that nothing
+# outlives a sphinx-build killed with SIGKILL.
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
+SIGKILL = 9
+SIGSTOP = 19
+
+
+class Native:
+    """prctl(2) and unshare(2), through ctypes (``os`` has no prctl, and its
+    ``unshare`` is Python 3.12 and later).
+
+    Importing ctypes would show in the preamble's ``sys.modules``, so this is
+    loaded only in processes that run no preamble (a spawned job's supervisor,
+    sphinx-build's own side, the child of sphinx-build about to become a fork
+    server) or after the preamble (a fork server and the workers it forks).
+    """
+
+    prctl_fn: Any = None
+    unshare_fn: Any = None
+    errno_fn: Any = None
+    loaded = False
+
+    @classmethod
+    def load(cls) -> bool:
+        """Whether prctl can be called here (Linux)."""
+        if not cls.loaded:
+            cls.loaded = True
+            try:
+                import ctypes
+
+                libc = ctypes.CDLL(None, use_errno=True)
+                prctl = libc.prctl
+                unshare = libc.unshare
+            except (ImportError, OSError, AttributeError):
+                return False
+            prctl.argtypes = [ctypes.c_int, *[ctypes.c_ulong] * 4]
+            prctl.restype = ctypes.c_int
+            unshare.argtypes = [ctypes.c_int]
+            unshare.restype = ctypes.c_int
+            cls.prctl_fn, cls.unshare_fn, cls.errno_fn = prctl, unshare, ctypes.get_errno
+        return cls.prctl_fn is not None
+
+    @classmethod
+    def _check(cls, result: int, what: str) -> None:
+        if result != 0:
+            number = cls.errno_fn()
+            raise OSError(number, f"{what}: {os.strerror(number)}")
+
+    @classmethod
+    def prctl(cls, option: int, value: int) -> None:
+        if not cls.load():
+            raise OSError(38, "prctl: not available on this system")
+        cls._check(cls.prctl_fn(option, value, 0, 0, 0), "prctl")
+
+    @classmethod
+    def unshare(cls, flags: int) -> None:
+        unshare = getattr(os, "unshare", None)
+        if unshare is not None:
+            unshare(flags)
+        elif cls.load():
+            cls._check(cls.unshare_fn(flags), "unshare")
+        else:
+            raise OSError(38, "unshare: not available on this system")
+
+    @classmethod
+    def own_network(cls) -> None:
+        """Move this process into a network namespace of its own, loopback up.
+
+        As root, a network namespace; as anyone else, a user namespace too (in
+        which this process has the right to bring loopback up), where the user
+        and group are mapped to themselves, so that examples see the same ids.
+        """
+        import fcntl
+        import socket
+        import struct
+
+        uid, gid = os.getuid(), os.getgid()
+        user = os.geteuid() != 0
+        cls.unshare(CLONE_NEWNET | (CLONE_NEWUSER if user else 0))
+        if user:
+            for name, text in (
+                ("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1"),
+            ):
+                fd = os.open(f"/proc/self/{name}", os.O_WRONLY)
+                try:
+                    os.write(fd, text.encode())
+                finally:
+                    os.close(fd)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            up = 0x1 | 0x8 | 0x40  # IFF_UP | IFF_LOOPBACK | IFF_RUNNING
+            fcntl.ioctl(sock, 0x8914, struct.pack("16sH", b"lo", up))  # SIOCSIFFLAGS
+
+
+def contain(*, parent: int, death_signal: int) -> bool:
+    """Make this process a child subreaper that gets ``death_signal`` when its
+    parent dies; return whether ``parent`` is still that parent (if it died
+    first, the signal will never come)."""
+    if Native.load():
+        Native.prctl(PR_SET_CHILD_SUBREAPER, 1)
+        Native.prctl(PR_SET_PDEATHSIG, death_signal)
+    return os.getppid() == parent
+
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command name (state first)."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 1024)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data[data.rfind(b")") + 2 :].split(b" ", 4)[:4]
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid, for every process."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat_fields(int(name))
+            if fields is not None:
+                table[int(name)] = int(fields[1])
+    return table
+
+
+def _children(pid: int) -> list[int]:
+    """The children of ``pid``, zombies included."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    found: list[int] = []
+    for task in tasks:
+        try:
+            fd = os.open(f"/proc/{pid}/task/{task}/children", os.O_RDONLY)
+        except FileNotFoundError:
+            break  # a kernel without CONFIG_PROC_CHILDREN: read the whole table
+        except OSError:
+            continue
+        try:
+            found += map(int, os.read(fd, 1 << 20).split())
+        finally:
+            os.close(fd)
+    else:
+        return found
+    return [child for child, ppid in _parents().items() if ppid == pid]
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below ``root``, zombies included, parents before children."""
+    table = _parents()
+    below: dict[int, list[int]] = {}
+    for pid, ppid in table.items():
+        below.setdefault(ppid, []).append(pid)
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        for child in below.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] not in {b"Z", b"X"}
+
+
+def end_children(keep: Any = ()) -> None:
+    """Kill and reap every child of this process but those in ``keep``, then,
+    as a subreaper, every process that becomes one as they die, until none is
+    left."""
+    me = os.getpid()
+    while True:
+        doomed = [pid for pid in _children(me) if pid not in keep]
+        if not doomed:
+            return
+        for pid in doomed:
+            try:
+                _raw_kill(pid, SIGKILL)
+            except OSError:
+                pass
+        for pid in doomed:
+            try:
+                _raw_waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def _end_own_children() -> None:
+    """At the end of a job run by a subreaper: reap what ended, kill what did not."""
+    try:
+        while _raw_waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        return  # no child at all, so nothing at all below this process
+    end_children()
+
+
+def kill_tree(root: int, *, seconds: float = 10.0) -> None:
+    """Kill ``root``, a child subreaper that is not this process's child, and
+    everything below it.
+
+    ``root`` is stopped first: it then cannot exit, so whatever is orphaned
+    below it as the others die stays below it, where the next round finds it.
+    """
+    try:
+        _raw_kill(root, SIGSTOP)
+    except OSError:
+        return
+    deadline = _raw_monotonic() + seconds
+    while _raw_monotonic() < deadline:
+        live = [pid for pid in _descendants(root) if _running(pid)]
+        if not live:
+            break
+        for pid in live:
+            try:
+                _raw_kill(pid, SIGKILL)
+            except OSError:
+                pass
+        while _raw_monotonic() < deadline and any(map(_running, live)):
+            time.sleep(0.001)
+    try:
+        _raw_kill(root, SIGKILL)
+    except OSError:
+        pass
+
+
+def _writes(pids: Any) -> int:
+    """Bytes written by ``pids`` (what /proc/PID/io counts as ``wchar``: write(2)
+    and the like, including what their reaped children wrote)."""
+    total = 0
+    for pid in pids:
+        try:
+            fd = os.open(f"/proc/{pid}/io", os.O_RDONLY)
+        except OSError:
+            continue  # gone, or not ours to read (a set-user-ID program)
+        try:
+            for line in os.read(fd, 4096).splitlines():
+                if line.startswith(b"wchar:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return total
+
+
+#: How often the total a group has written is checked against its ``disk`` limit.
+DISK_TICK = 0.05
+
+
+def _over_disk(prefix: str, root: int, limit: int, *, with_root: bool) -> bool:
+    """Whether the processes of ``root``'s job wrote more than ``limit`` bytes;
+    if so, say so in the job's events (its process, about to be killed, cannot)."""
+    pids = _descendants(root)
+    if with_root:
+        pids.append(root)
+    if _writes(pids) <= limit:
+        return False
+    try:
+        fd = os.open(f"{prefix}.ev", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError:
+        return True
+    try:
+        _write_all(fd, frame({"t": "limit", "what": "disk", "limit": limit}))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return True
+
+
+# ---------------------------------------------------------------------------
+# The process that runs a job.
+
+
 def _is_ours(tb: Any) -> bool:
     return bool(tb.tb_frame.f_code.co_filename == __file__)
 
 
-def _work(prefix: str, job: Wire, preamble_error: str | None) -> NoReturn:
-    """Run a job in this process, report, and leave without running atexit hooks."""
+def _work(
+    prefix: str,
+    job: Wire,
+    preamble_error: str | None,
+    *,
+    own_network: bool = False,
+    leaving: Any = None,
+) -> NoReturn:
+    """Run a job in this process, report, and leave without running atexit hooks.
+
+    ``leaving`` is called last, whatever happened (a worker ends what its
+    examples left running there).
+    """
     status = 0
     _Channel.owner = _raw_getpid()
     try:
@@ -686,24 +1134,45 @@ def _work(prefix: str, job: Wire, preamble_error: str | None) -> NoReturn:
         if preamble_error is not None:
             _Channel.emit("preamble_error", traceback=_cut(preamble_error))
         else:
+            sandbox = job.get("sandbox")
+            if sandbox:
+                try:
+                    _enter_sandbox(sandbox, own_network=own_network)
+                except Exception as exc:
+                    status = EXIT_SANDBOX
+                    _Channel.emit("sandbox_error", error=str(exc))
+                    raise
             _run_job(job)
         _Channel.emit("done")
     except _ChannelClosed:
         status = EXIT_CHANNEL
+    except _LimitReached as exc:
+        status = EXIT_LIMIT
+        _Channel.emit("limit", what=exc.what, limit=exc.limit)
     except KeyboardInterrupt:
         import traceback
 
         status = EXIT_INTERRUPTED  # even if the events file is gone too
         _Channel.emit("interrupted", traceback=_cut(traceback.format_exc()))
-    except BaseException as exc:
-        import traceback
+    except MemoryError:
+        if _Limits.memory:
+            status = EXIT_LIMIT
+            _Channel.emit("limit", what="memory", limit=_Limits.memory)
+        else:
+            import traceback
 
-        # From where it left this module: doctest's frames, not ours.
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_next is not None and _is_ours(tb):
-            tb = tb.tb_next
-        traceback.print_exception(type(exc), exc, tb)
-        status = EXIT_INTERNAL
+            traceback.print_exc()
+            status = EXIT_INTERNAL
+    except BaseException as exc:
+        if status != EXIT_SANDBOX:
+            import traceback
+
+            # From where it left this module: doctest's frames, not ours.
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None and _is_ours(tb):
+                tb = tb.tb_next
+            traceback.print_exception(type(exc), exc, tb)
+            status = EXIT_INTERNAL
     finally:
         # Examples may leave threads or greenlets behind; the parent has what it
         # needs, so exit at once rather than wait for them at shutdown.
@@ -712,25 +1181,84 @@ def _work(prefix: str, job: Wire, preamble_error: str | None) -> NoReturn:
                 stream.flush()
             except BaseException:
                 pass
+        if leaving is not None and _raw_getpid() == _Channel.owner:
+            leaving()
         _raw_exit(status)
 
 
-def _supervise(prefix: str) -> None:
-    """Fork the process that runs the job, wait for it here, and end as it did.
+# ---------------------------------------------------------------------------
+# ``once``: a spawned job, under a supervisor.
+
+
+def _supervise(prefix: str, parent: int, disk: int) -> None:
+    """Fork the process that runs the job, watch it from here, end as it did.
 
     sphinx-build starts this process itself, so it is what the job's examples
     would see as their parent (``os.getppid()``): an example that signals or
     kills its parent must reach a process of the job, never the build.  Only
-    the new process returns from here.  This one, once the job's process has
-    ended, leaves ``PREFIX.exit`` (the parent's sign that its status is the
-    job's own) and ends with the same status; a death without that file is
-    this process lost.
+    the new process returns from here.
+
+    This process runs no preamble, so it may import what it likes once it has
+    forked: it becomes a child subreaper, which adopts whatever the job's
+    process orphans, before that process goes past the point where it could
+    orphan anything; and it ends the whole job when sphinx-build dies
+    (PR_SET_PDEATHSIG) or asks it to (SIGTERM), or when the job writes more
+    than ``disk`` bytes (0: no limit).  Once the job's process has ended and
+    whatever it left is killed, it leaves ``PREFIX.exit`` (the parent's sign
+    that its status is the job's own) and ends with the same status; a death
+    without that file is this process lost.
     """
+    go_in, go_out = os.pipe()
     pid = os.fork()
     if pid == 0:
+        os.close(go_out)
+        go = _raw_read(go_in, 1)
+        os.close(go_in)
+        if not go:  # the supervisor is gone: no one would ever end this job
+            _raw_exit(EXIT_INTERNAL)
         return
-    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)  # die of it, not print it
-    status = _raw_waitpid(pid, 0)[1]
+    os.close(go_in)
+    stops = {_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP}
+    watched = {_signal.SIGCHLD, *stops}
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, watched)
+    try:
+        stop = 0 if contain(parent=parent, death_signal=_signal.SIGTERM) else _signal.SIGTERM
+    except OSError:
+        stop = 0  # no subreaper here: the job's process group is all there is
+    _raw_write(go_out, b"+")
+    os.close(go_out)
+    status = None
+    next_check = _raw_monotonic() + DISK_TICK
+    while not stop:
+        ended, status = _raw_waitpid(pid, os.WNOHANG)
+        if ended:
+            break
+        if disk:
+            now = _raw_monotonic()
+            if now >= next_check:
+                if _over_disk(prefix, os.getpid(), disk, with_root=False):
+                    stop = -1
+                    break
+                next_check = now + DISK_TICK
+            info = _signal.sigtimedwait(watched, max(0.0, next_check - now))
+        else:
+            info = _signal.sigwaitinfo(watched)
+        if info is not None and info.si_signo in stops:
+            stop = info.si_signo
+    if stop:
+        try:
+            _raw_kill(pid, SIGKILL)
+        except OSError:
+            pass
+        status = _raw_waitpid(pid, 0)[1]
+    _end_own_children()  # the job's process is reaped: this is only what it left
+    if stop > 0:
+        # sphinx-build is gone or called the job off: end as that signal says.
+        _signal.signal(stop, _signal.SIG_DFL)
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, {stop})
+        _raw_kill(os.getpid(), stop)
+        _raw_exit(128 + stop)
+    assert status is not None
     os.close(os.open(f"{prefix}.exit", os.O_WRONLY | os.O_CREAT, 0o600))
     if os.WIFSIGNALED(status):
         import resource  # the job's process is gone: nothing to keep pristine
@@ -739,18 +1267,23 @@ def _supervise(prefix: str) -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         number = os.WTERMSIG(status)
         _signal.signal(number, _signal.SIG_DFL)  # Python ignores SIGXFSZ and SIGPIPE
-        os.kill(os.getpid(), number)
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, {number})
+        _raw_kill(os.getpid(), number)
         _raw_exit(128 + number)
     _raw_exit(os.waitstatus_to_exitcode(status))
 
 
-def _once(prefix: str) -> None:
-    _supervise(prefix)
+def _once(prefix: str, parent: int, disk: int) -> None:
+    _supervise(prefix, parent, disk)
     job = _read_frame_file(f"{prefix}.job")
     _prepare(job)
     error = _run_preamble(job["preamble"])
     _limit_output(job["output_limit"])
     _work(prefix, job, error)
+
+
+# ---------------------------------------------------------------------------
+# ``serve``: the fork server, and the workers it forks.
 
 
 def _warm_up(doctest: Any) -> None:
@@ -761,25 +1294,56 @@ def _warm_up(doctest: Any) -> None:
     runner.run(test, out=lambda text: None)
 
 
+class _Worker:
+    """A running worker, as its server sees it."""
+
+    __slots__ = ("disk", "pid", "prefix", "slot", "slot_fd")
+
+    def __init__(self, pid: int, prefix: str, slot: int, slot_fd: int, disk: int) -> None:
+        self.pid = pid
+        self.prefix = prefix
+        self.slot = slot
+        self.slot_fd = slot_fd
+        self.disk = disk
+
+
 class _Server:
     """The fork server, in its one thread.
 
-    One loop polls for requests on standard input, for a token while a request
-    waits for one, and for each worker's exit (its pidfd becomes readable).
-    No second thread: a fork from a process with one thread copies less and
-    stops no other CPU.
+    One loop polls for requests on standard input, for the bell while a
+    request waits for a slot, for each worker's exit (its pidfd becomes
+    readable) and for the death of sphinx-build (its pidfd too).  No second
+    thread: a fork from a process with one thread copies less and stops no
+    other CPU.
+
+    *Slots* bound how many workers all servers together run: one file per
+    slot, which a server locks (``flock``) before it forks a worker and keeps
+    locked, as does the worker (the lock belongs to the open file, which both
+    hold), until the worker and everything it started are gone.  The kernel
+    keeps that count, so no death (of a worker, or of a server between taking
+    a slot and forking) can lose or add one.  The *bell* is a pipe a server
+    rings when it frees a slot; a server whose request waits for a slot
+    listens to it, and tries the locks again.
     """
 
-    def __init__(self, control: int, tokens: tuple[int, int]) -> None:
+    def __init__(self, control: int, config: Wire) -> None:
+        self.pid = os.getpid()
         self.control = control
-        # The token pipe is non-blocking (the parent made it so): several
-        # servers may be woken for one token, and only one gets it.
-        self.tokens_in, self.tokens_out = tokens
-        self.workers: dict[int, tuple[int, str]] = {}  # pidfd -> (pid, job prefix)
+        self.slots: list[str] = config["slots"]
+        self.bell_in, self.bell_out = config["bell"]
+        self.workers: dict[int, _Worker] = {}  # pidfd -> worker
+        import fcntl
+        import mmap
         from collections import deque  # a server starts after its preamble
 
-        self.queue: deque[tuple[str, bytes]] = deque()  # (prefix, job), not yet started
-        self.ended = False  # standard input is closed
+        self._flock = fcntl.flock
+        self._lock_now = fcntl.LOCK_EX | fcntl.LOCK_NB
+        # One byte per slot, set by the worker holding it once it has ended
+        # what its examples started: then no one needs to look for leftovers.
+        self.clean = mmap.mmap(-1, len(self.slots))
+        self._next_slot = os.getpid() % len(self.slots)
+        self.queue: deque[tuple[str, bytes, int]] = deque()  # (prefix, job, disk)
+        self.ended = False  # standard input is closed, or sphinx-build is gone
         self._input = bytearray()
         assert _raw_pidfd_open is not None  # see the config check
         self._pidfd_open = _raw_pidfd_open
@@ -787,7 +1351,22 @@ class _Server:
         self._poller = select.poll()
         self._pollin: int = select.POLLIN
         self._poller.register(0, self._pollin)
-        self._waiting = False  # for a token
+        self._listening = False  # to the bell
+        # sphinx-build started this process with PR_SET_PDEATHSIG, which kills
+        # it at once; from here on, it ends its workers first (see serve).
+        self.parent_fd = -1
+        try:
+            self.parent_fd = self._pidfd_open(config["parent"])
+        except OSError:
+            self.ended = True
+        if os.getppid() != config["parent"]:
+            self.ended = True
+        else:
+            self._poller.register(self.parent_fd, self._pollin)
+        if Native.load():
+            Native.prctl(PR_SET_PDEATHSIG, 0)
+        # What the preamble started is shared by every worker: kept to the end.
+        self.kept = frozenset(_children(os.getpid()))
         # A preamble that ignores SIGCHLD would have the kernel reap workers
         # before the server can read how they ended: the server takes the
         # default back, and each worker ignores it again, as the preamble left it.
@@ -801,31 +1380,46 @@ class _Server:
 
     def serve(self, error: str | None) -> NoReturn:
         os.set_blocking(0, False)
+        next_check = _raw_monotonic() + DISK_TICK
         while not self.ended:
-            if bool(self.queue) != self._waiting:
-                self._waiting = not self._waiting
-                if self._waiting:
-                    self._poller.register(self.tokens_in, self._pollin)
+            if bool(self.queue) != self._listening:
+                self._listening = not self._listening
+                if self._listening:
+                    self._poller.register(self.bell_in, self._pollin)
                 else:
-                    self._poller.unregister(self.tokens_in)
-            for fd, _events in self._poller.poll():
+                    self._poller.unregister(self.bell_in)
+            timeout = None
+            if any(w.disk for w in self.workers.values()):
+                timeout = max(0, int((next_check - _raw_monotonic()) * 1000) + 1)
+            for fd, _events in self._poller.poll(timeout):
                 if fd == 0:
-                    self.take()
-                elif fd == self.tokens_in:
-                    self.start_next(error)
-                else:
-                    self.reap(fd)
-        # Standard input ended: the parent is done with us, or gone.  Workers
-        # still running have no one left to time them out or read their results.
-        for pid, _prefix in self.workers.values():
-            try:
-                _raw_killpg(pid, 9)
-            except OSError:
-                pass
+                    self.take(error)
+                elif fd == self.bell_in:
+                    self.on_bell(error)
+                elif fd == self.parent_fd:
+                    self.ended = True
+                elif fd in self.workers:
+                    self.reap(fd, error)
+            if timeout is not None and _raw_monotonic() >= next_check:
+                self.check_disk()
+                next_check = _raw_monotonic() + DISK_TICK
+        self.shut_down()
+
+    def shut_down(self) -> NoReturn:
+        """Standard input ended, or sphinx-build died: workers still running have
+        no one left to time them out or read their results.  End them, and all
+        they started, then this process."""
+        for worker in self.workers.values():
+            for kill in (_raw_killpg, _raw_kill):
+                try:
+                    kill(worker.pid, SIGKILL)
+                except OSError:
+                    pass
+        end_children()
         _raw_exit(0)
 
-    def take(self) -> None:
-        """Queue the requests standard input has."""
+    def take(self, error: str | None) -> None:
+        """Queue the requests standard input has, and start what a slot allows."""
         try:
             chunk = _raw_read(0, 1 << 20)
         except BlockingIOError:
@@ -839,9 +1433,10 @@ class _Server:
         for request in requests:
             if request["t"] == "run":
                 # The job stays encoded: the worker decodes it, not the server.
-                self.queue.append((request["job"], request["wire"]))
+                self.queue.append((request["job"], request["wire"], request.get("disk", 0)))
             else:
                 self._drop(set(request["jobs"]))
+        self.start_queued(error)
 
     def _drop(self, dropping: set[str]) -> None:
         """Forget requests not started yet (fail-fast, work not needed after all).
@@ -858,52 +1453,100 @@ class _Server:
         self.queue.clear()
         self.queue.extend(kept)
 
-    def start_next(self, error: str | None) -> None:
-        """Take a token, if there still is one, and fork the next worker with it."""
+    def on_bell(self, error: str | None) -> None:
         try:
-            _raw_read(self.tokens_in, 1)
+            _raw_read(self.bell_in, 1)
         except BlockingIOError:
-            return  # another server took it
-        if not self.queue:
-            _raw_write(self.tokens_out, b"+")
-            return
-        prefix, job = self.queue.popleft()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        try:
-            pid = os.fork()  # the preamble's fork, so that e.g. gevent re-inits its hub
-        except OSError as exc:
-            _raw_write(self.tokens_out, b"+")
-            self.answer(t="fork_failed", job=prefix, error=str(exc))
-            return
-        if pid == 0:
-            _become_worker(self, prefix, job, error)
-        try:
-            pidfd = self._pidfd_open(pid)
-        except OSError as exc:
-            # Unwatched, it could not give its token back: stop it now.
-            os.kill(pid, 9)
-            _raw_waitpid(pid, 0)
-            _raw_write(self.tokens_out, b"+")
-            self.answer(t="fork_failed", job=prefix, error=f"cannot watch the worker: {exc}")
-            return
-        self.workers[pidfd] = (pid, prefix)
-        self._poller.register(pidfd, self._pollin)
+            return  # another server answered it
+        self.start_queued(error)
 
-    def reap(self, pidfd: int) -> None:
-        """A worker ended: kill what it left running, reap it, give its token back."""
-        pid, prefix = self.workers.pop(pidfd)
+    def ring(self) -> None:
+        try:
+            _raw_write(self.bell_out, b"+")
+        except OSError:
+            pass  # full of rings already: whoever listens wakes anyway
+
+    def _take_slot(self) -> tuple[int, int] | None:
+        """A free slot, locked: (its number, the descriptor holding the lock)."""
+        count = len(self.slots)
+        for offset in range(count):
+            slot = (self._next_slot + offset) % count
+            fd = os.open(self.slots[slot], os.O_RDWR | os.O_CLOEXEC)
+            try:
+                self._flock(fd, self._lock_now)
+            except OSError:
+                os.close(fd)
+                continue
+            self._next_slot = (slot + 1) % count
+            return slot, fd
+        return None
+
+    def start_queued(self, error: str | None) -> None:
+        """Fork a worker for each queued request, while a slot is free."""
+        while self.queue:
+            taken = self._take_slot()
+            if taken is None:
+                return  # whoever frees one rings the bell
+            slot, slot_fd = taken
+            prefix, job, disk = self.queue.popleft()
+            self.clean[slot] = 0
+            sys.stdout.flush()
+            sys.stderr.flush()
+            try:
+                pid = os.fork()  # the preamble's fork, so that e.g. gevent re-inits its hub
+            except OSError as exc:
+                os.close(slot_fd)
+                self.ring()
+                self.answer(t="fork_failed", job=prefix, error=str(exc))
+                continue
+            if pid == 0:
+                _become_worker(self, prefix, job, error, slot, slot_fd)
+            try:
+                pidfd = self._pidfd_open(pid)
+            except OSError as exc:
+                # Unwatched, it could not free its slot: stop it now.
+                _raw_kill(pid, SIGKILL)
+                _raw_waitpid(pid, 0)
+                self.free(slot_fd, clean=False)
+                self.answer(t="fork_failed", job=prefix, error=f"cannot watch the worker: {exc}")
+                continue
+            self.workers[pidfd] = _Worker(pid, prefix, slot, slot_fd, disk)
+            self._poller.register(pidfd, self._pollin)
+
+    def free(self, slot_fd: int, *, clean: bool) -> None:
+        """A worker is reaped: end what it left, free its slot, ring the bell."""
+        if not clean:
+            end_children(self.kept | {w.pid for w in self.workers.values()})
+        os.close(slot_fd)
+        self.ring()
+
+    def reap(self, pidfd: int, error: str | None) -> None:
+        """A worker ended: kill what it left running, reap it, free its slot."""
+        worker = self.workers.pop(pidfd)
         self._poller.unregister(pidfd)
         os.close(pidfd)
         # Not reaped yet, so its process group cannot have been recycled.
         try:
-            _raw_killpg(pid, 9)
+            _raw_killpg(worker.pid, SIGKILL)
         except OSError:
             pass
-        status = _raw_waitpid(pid, 0)[1]
+        status = _raw_waitpid(worker.pid, 0)[1]
         ended = _raw_monotonic()
-        _raw_write(self.tokens_out, b"+")
-        self.answer(t="exit", job=prefix, status=status, ts=ended)
+        # A worker that ended its job as it should has ended what its examples
+        # started, and said so; else what it left is this process's now.
+        self.free(worker.slot_fd, clean=bool(self.clean[worker.slot]))
+        self.answer(t="exit", job=worker.prefix, status=status, ts=ended)
+        self.start_queued(error)
+
+    def check_disk(self) -> None:
+        """Kill each worker whose job wrote more than its ``disk`` limit."""
+        for worker in list(self.workers.values()):
+            if worker.disk and _over_disk(worker.prefix, worker.pid, worker.disk,
+                                          with_root=True):
+                try:
+                    _raw_killpg(worker.pid, SIGKILL)
+                except OSError:
+                    pass
 
 
 def _pristine_select() -> ModuleType:
@@ -919,15 +1562,25 @@ def _pristine_select() -> ModuleType:
     return module
 
 
-def _become_worker(server: _Server, prefix: str, job: bytes, error: str | None) -> NoReturn:
+def _become_worker(
+    server: _Server, prefix: str, job: bytes, error: str | None, slot: int, slot_fd: int
+) -> NoReturn:
     """In a newly forked worker: leave the server's ways, run the job, exit."""
     try:
         # Said before leaving the server's process group: a worker the parent
         # has not heard of dies with that group.
         server.answer(t="started", job=prefix, pid=os.getpid(), ts=_raw_monotonic())
         os.setsid()
-        for fd in (server.control, server.tokens_in, server.tokens_out, *server.workers):
-            os.close(fd)
+        # The other workers' slots too: holding them would keep them taken.
+        for fd in (server.control, server.bell_in, server.bell_out, server.parent_fd,
+                   *server.workers, *(w.slot_fd for w in server.workers.values())):
+            if fd >= 0:
+                os.close(fd)
+        # A subreaper, so that nothing its examples start escapes it; stopped
+        # where it stands if its server dies, so that sphinx-build finds it,
+        # and all below it, still there to kill (see kill_tree).
+        if not contain(parent=server.pid, death_signal=SIGSTOP):
+            _raw_exit(EXIT_INTERNAL)  # the server is gone already
         if server.sigchld_ignored:
             _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)
         wire = marshal.loads(job)
@@ -937,7 +1590,13 @@ def _become_worker(server: _Server, prefix: str, job: bytes, error: str | None) 
 
         traceback.print_exc()
         _raw_exit(EXIT_INTERNAL)
-    _work(prefix, wire, error)
+    clean = server.clean
+
+    def leaving() -> None:
+        _end_own_children()
+        clean[slot] = 1
+
+    _work(prefix, wire, error, own_network=True, leaving=leaving)
 
 
 def _serve(config_path: str) -> None:
@@ -948,7 +1607,7 @@ def _serve(config_path: str) -> None:
     os.dup2(2, 1)
     _prepare(config)
     error = _run_preamble(config["preamble"])
-    server = _Server(control, tuple(config["tokens"]))
+    server = _Server(control, config)
 
     if error is None:
         _Machinery.load()  # what every worker needs, loaded once
@@ -965,14 +1624,60 @@ def _serve(config_path: str) -> None:
     server.serve(error)
 
 
-def main(argv: list[str]) -> None:
-    mode, path = argv[1], argv[2]
-    if mode == "once":
-        _once(path)
-    elif mode == "serve":
-        _serve(path)
+# ---------------------------------------------------------------------------
+# ``watch``: the build's scratch folder goes when the build does.
+
+
+def _watch(folder: str, parent: int) -> None:
+    """Remove ``folder`` once sphinx-build has closed this process's standard
+    input or died, whichever comes first; it may die by SIGKILL, which leaves
+    it no chance to do so itself."""
+    import select
+    import shutil
+
+    poller = select.poll()
+    poller.register(0, select.POLLIN)
+    try:
+        parent_fd = os.pidfd_open(parent)
+    except (AttributeError, OSError):
+        parent_fd = -1
     else:
-        sys.exit(f"usage: {argv[0]} once PREFIX | serve CONFIG")
+        poller.register(parent_fd, select.POLLIN)
+    done = os.getppid() != parent
+    while not done:
+        for fd, _events in poller.poll():
+            if fd != 0 or not os.read(0, 4096):
+                done = True
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def probe_network() -> str | None:
+    """Why no network namespace can be made here, or None if one can (run in a
+    throw-away process: it moves the process into one)."""
+    try:
+        Native.own_network()
+    except OSError as exc:
+        return str(exc)
+    return None
+
+
+def main(argv: list[str]) -> None:
+    mode, args = argv[1], argv[2:]
+    if mode == "once":
+        _once(args[0], int(args[1]), int(args[2]))
+    elif mode == "serve":
+        _serve(args[0])
+    elif mode == "watch":
+        _watch(args[0], int(args[1]))
+    elif mode == "probe-network":
+        reason = probe_network()
+        if reason:
+            sys.exit(reason)
+    else:
+        sys.exit(
+            f"usage: {argv[0]} once PREFIX PARENT DISK | serve CONFIG | watch FOLDER PARENT"
+            " | probe-network"
+        )
 
 
 if __name__ == "__main__":

@@ -76,6 +76,66 @@ class Preamble:
 
 NO_PREAMBLE = Preamble(value="", origin="")
 
+#: The environment variables a sandbox with ``"env": True`` passes on (``*``
+#: matches anything): what Python, the locale and the named preambles read.
+DEFAULT_ENV = (
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR",
+    "PYTHON*", "VIRTUAL_ENV", "LD_LIBRARY_PATH", "SYSTEMROOT", "GEVENT_*", "EVENTLET_*",
+)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Sandbox:
+    """What a group's processes may not do (``isolated_doctest_sandbox``)."""
+
+    #: The names (``*`` patterns) of the environment variables examples see;
+    #: None for the whole environment of the build.
+    env: tuple[str, ...] | None = None
+    #: False: a network namespace of the group's own, with loopback only.
+    network: bool = True
+    #: Bytes each process may hold (its data: heap and private mappings); 0: no limit.
+    memory: int = 0
+    #: Bytes the group's processes may write in all; 0: no limit.
+    disk: int = 0
+    #: Seconds of CPU time each process may use; 0: no limit.
+    cpu: float = 0
+
+    def __bool__(self) -> bool:
+        return self != NO_SANDBOX
+
+    def tightened(self, other: Sandbox) -> Sandbox:
+        """The stricter of the two, part by part (a page or a block may ask for
+        less than conf.py allows, never for more)."""
+
+        def least(a: float, b: float) -> float:
+            return min(a, b) if a and b else a or b
+
+        if self.env is None or other.env is None:
+            env = self.env if other.env is None else other.env
+        else:
+            env = tuple(name for name in self.env if name in other.env)
+        return Sandbox(
+            env=env,
+            network=self.network and other.network,
+            memory=int(least(self.memory, other.memory)),
+            disk=int(least(self.disk, other.disk)),
+            cpu=least(self.cpu, other.cpu),
+        )
+
+    def wire(self) -> dict[str, Any] | None:
+        if not self:
+            return None
+        return {
+            "env": None if self.env is None else list(self.env),
+            "network": self.network,
+            "memory": self.memory,
+            "disk": self.disk,
+            "cpu": self.cpu,
+        }
+
+
+NO_SANDBOX = Sandbox()
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Block:
@@ -190,6 +250,7 @@ class Job:
     filename: str
     groups: tuple[GroupSpec, ...]
     preamble: Preamble
+    sandbox: Sandbox = NO_SANDBOX
     #: Why the job must not run (e.g. two preambles in one group), if so.
     error: str | None = None
 
@@ -203,4 +264,5 @@ class Job:
             "fail_fast": settings.fail_fast,
             "preamble": self.preamble.wire(),
             "groups": [g.wire() for g in self.groups],
+            "sandbox": self.sandbox.wire(),
         }

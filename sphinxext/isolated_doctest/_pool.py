@@ -5,8 +5,8 @@ jobs while Sphinx is still reading the others) and their results *collected*
 later, in whatever order they finish.
 
 With the ``fork`` start method, every job goes straight to the fork server of
-its preamble, which queues it and forks a worker once a token from the shared
-token pipe says a slot is free: the servers keep the cores busy on their own,
+its preamble, which queues it and forks a worker once it has locked one of
+the slots all servers share: the servers keep the cores busy on their own,
 without waiting for this process.  With ``spawn``, this process starts a fresh
 interpreter per job, at most ``jobs`` at a time.
 
@@ -14,6 +14,12 @@ One selector loop watches the servers' answers, each spawned child's exit (a
 pidfd) and every deadline.  A child writes its results and its stdout and stderr
 to files in a memory-backed scratch folder, read once it has ended.  Nothing
 here decides policy: each finished job becomes a :class:`JobResult`.
+
+However this process ends, nothing it started outlives it (see the
+"Processes" part of ``_child.py``): a fork server and a spawned job's
+supervisor end all they run when this process dies, even of SIGKILL; a small
+watcher removes the scratch folder then; and :meth:`Executor.close` does its
+work with SIGINT held, so that a second Ctrl-C cannot cut it short.
 """
 
 from __future__ import annotations
@@ -26,17 +32,28 @@ import os
 import selectors
 import shutil
 import signal
+import socket  # noqa: F401  # loaded before a fork that enters a network namespace
+import struct  # noqa: F401  # (idem)
 import subprocess
 import sys
 import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# The child side's codec; that module imports nothing but the interpreter's own.
-from sphinxext.isolated_doctest._child import frame, unframe
+# The child side's codec and process handling; that module imports nothing but
+# the interpreter's own until asked to.
+from sphinxext.isolated_doctest._child import (
+    Native,
+    contain,
+    frame,
+    kill_tree,
+    unframe,
+)
+from sphinxext.isolated_doctest._job import NO_SANDBOX, Sandbox
 from sphinxext.isolated_doctest._result import (
     OUTPUT_LIMIT,
     RELAY_LIMIT,
@@ -47,7 +64,7 @@ from sphinxext.isolated_doctest._result import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from sphinxext.isolated_doctest._job import Job, Preamble, RunSettings
 
@@ -55,6 +72,11 @@ CHILD_SCRIPT = str(Path(__file__).with_name("_child.py"))
 
 #: How much of the end of a child's stdout and stderr is kept for reports.
 TAIL_BYTES = 8 * 1024
+#: How long :meth:`Executor.close` lets a server or supervisor end what it
+#: runs before it kills them all itself.
+STOP_SECONDS = 5.0
+#: The signals :meth:`Executor.close` holds until it is done.
+HELD_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
 
 def _scratch_dir(jobs: int) -> str | None:
@@ -106,25 +128,35 @@ def _read_events(path: str) -> tuple[dict[str, Any], ...]:
     return tuple(unframe(data)[0])
 
 
-def token_pipe(jobs: int) -> tuple[int, int]:
-    """The jobserver that fork servers share: a pipe holding one byte per job
-    that may run at once."""
-    tokens = os.pipe()
-    os.write(tokens[1], b"+" * jobs)
-    # Every server polls it, and a token one server takes another was also
-    # woken for: reading must not wait.
-    os.set_blocking(tokens[0], False)
-    return tokens
+def slot_files(folder: Path, jobs: int) -> list[str]:
+    """The slots that fork servers share, one file per job that may run at once
+    (a server locks one per worker: see ``_child._Server``)."""
+    paths = [str(folder / f"slot{n}") for n in range(jobs)]
+    for path in paths:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    return paths
+
+
+def bell_pipe() -> tuple[int, int]:
+    """The pipe a fork server rings when it frees a slot."""
+    bell = os.pipe()
+    # Every waiting server polls it, and a ring one server takes another was
+    # also woken for: reading must not wait; nor writing, once it is full.
+    for fd in bell:
+        os.set_blocking(fd, False)
+    return bell
 
 
 def server_config(
-    *, settings: RunSettings, preamble: Preamble, tokens: tuple[int, int]
+    *, settings: RunSettings, preamble: Preamble, slots: list[str], bell: tuple[int, int]
 ) -> bytes:
     """The frame a fork server reads first (``_child.py serve CONFIG``)."""
     return frame({
         **settings.child(),
         "preamble": preamble.wire(),
-        "tokens": list(tokens),
+        "slots": slots,
+        "bell": list(bell),
+        "parent": os.getpid(),
         "output_limit": OUTPUT_LIMIT,
     })
 
@@ -132,6 +164,60 @@ def server_config(
 def job_wire(job: Job, settings: RunSettings) -> dict[str, Any]:
     """A job as a child reads it."""
     return {**job.wire(settings), "output_limit": OUTPUT_LIMIT}
+
+
+def child_environ(sandbox: Sandbox) -> dict[str, str]:
+    """The environment a child starts with: this one, cut to the sandbox's names."""
+    environ = dict(os.environ)
+    if sandbox.env is None:
+        return environ
+    return {k: v for k, v in environ.items() if any(fnmatchcase(k, p) for p in sandbox.env)}
+
+
+def server_preexec(*, network: bool) -> Callable[[], None]:
+    """What runs in a fork server's process before it becomes the server: it
+    becomes a child subreaper that dies with this process, and enters a
+    network namespace of its own if ``network`` is off.
+
+    The fork server runs the preamble first thing, so it cannot do this itself
+    (ctypes would show in the preamble's modules); ctypes is loaded here, in
+    the build's own process, before the fork.  PR_SET_PDEATHSIG kills the
+    server, should the build die, until the server has run its preamble; then
+    it watches the build itself, to end its workers first.
+    """
+    parent = os.getpid()
+    Native.load()
+
+    def preexec() -> None:
+        if not contain(parent=parent, death_signal=signal.SIGKILL):
+            os._exit(1)
+        if not network:
+            Native.own_network()
+
+    return preexec
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP (in this thread) until the block ends:
+    a second Ctrl-C then arrives once the clean-up is done, not in the middle."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def start_watcher(folder: Path) -> subprocess.Popen[bytes]:
+    """A process that removes ``folder`` when this process dies or closes its
+    standard input (``_child.py watch``)."""
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", CHILD_SCRIPT, "watch", str(folder), str(os.getpid())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 @dataclass(kw_only=True, eq=False)
@@ -155,16 +241,19 @@ class _Run:
 
 @dataclass(kw_only=True, eq=False)
 class _Server:
-    """A fork server: one per distinct preamble."""
+    """A fork server: one per distinct preamble (and sandbox environment and network)."""
 
     proc: subprocess.Popen[bytes]
     preamble: Preamble
+    key: tuple[Any, ...]
     #: The environment the server (and so every worker) started with.
     environ: dict[str, str]
     used: bool = False
     dead: bool = False
-    #: Started in place of one that died (which is not done twice).
-    restarted: bool = False
+    #: It has run its preamble and listens.
+    ready: bool = False
+    #: It has started a worker (see _server_died).
+    started_any: bool = False
     answers: bytearray = field(default_factory=bytearray)
     err: bytearray = field(default_factory=bytearray)
     #: Requests not yet written to the server (its pipe was full, or it was starting).
@@ -180,7 +269,8 @@ class Executor:
         self._jobs = max(1, jobs)
         self._fork = start_method == "fork"
         self._selector = selectors.DefaultSelector()
-        self._servers: dict[str, _Server] = {}
+        #: By (preamble source, environment names, network): see _server_for.
+        self._servers: dict[tuple[Any, ...], _Server] = {}
         self._retired: list[_Server] = []  # servers that died and were replaced
         self._runs: dict[int, _Run] = {}  # submitted, not yet collected
         #: Started and not ended: the only runs with a deadline or a child to poll.
@@ -193,21 +283,30 @@ class Executor:
         #: What each fork server wrote to stderr (its preamble's warnings, say),
         #: filled in as the servers stop.
         self.server_stderr: list[tuple[Preamble, str]] = []
-        self._folder = Path(tempfile.mkdtemp(prefix="isolated-doctest-", dir=_scratch_dir(jobs)))
-        self._tokens: tuple[int, int] | None = None
+        self._closed = False
+        # Named after this process, so that what it leaves can be told apart.
+        self._folder = Path(tempfile.mkdtemp(
+            prefix=f"isolated-doctest-{os.getpid()}-", dir=_scratch_dir(jobs)
+        ))
+        self._watcher = start_watcher(self._folder)
+        self._slots: list[str] = []
+        self._bell: tuple[int, int] | None = None
         if self._fork:
-            self._tokens = token_pipe(self._jobs)
+            self._slots = slot_files(self._folder, self._jobs)
+            self._bell = bell_pipe()
         # A Ctrl-C while Sphinx reads the pages ends the build without a
-        # build-finished event: the children must not outlive it either.
+        # build-finished event: the children must not outlive it either.  (If
+        # this process is killed, they end on their own: see _child.py.)
         atexit.register(self.close)
 
     # -- public -------------------------------------------------------------
 
-    def prepare(self, preamble: Preamble) -> None:
-        """Start the fork server for ``preamble`` now, so that its start-up
-        overlaps whatever the build does before the first job."""
+    def prepare(self, preamble: Preamble, sandbox: Sandbox = NO_SANDBOX) -> None:
+        """Start the fork server for ``preamble`` (and ``sandbox``) now, so that
+        its start-up overlaps whatever the build does before the first job."""
         if self._fork:
-            self._server_for(preamble)
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                self._server_for(preamble, sandbox)
 
     def configure(self, settings: RunSettings) -> None:
         """Run the jobs submitted from now on with ``settings``; fork servers
@@ -277,25 +376,58 @@ class Executor:
             self.close()
 
     def close(self) -> None:
-        """Kill every child and server; safe to call more than once."""
+        """End every child and server, and all they started; safe to call more
+        than once.
+
+        It runs with SIGINT, SIGTERM and SIGHUP held: a second Ctrl-C, a
+        moment after the first, takes effect once everything is ended.  It
+        stays registered with atexit until it has finished.
+        """
+        if self._closed:
+            return
+        with signals_held():
+            self._close()
+            self._closed = True
         atexit.unregister(self.close)
-        for server in [*self._servers.values(), *self._retired]:
-            self._stop_server(server)
+
+    def _close(self) -> None:
+        servers = [*self._servers.values(), *self._retired]
+        supervised = [r for r in self._runs.values() if r.proc is not None]
+        # Each server and each spawned job's supervisor ends what it runs, and
+        # all that started, at the same time as the others; this process then
+        # waits for them, and kills any that does not end in time itself.
+        for server in servers:
+            self._ask_to_stop(server)
+        for run in supervised:
+            if run.returncode is None:
+                self._kill(run)
+        deadline = time.monotonic() + STOP_SECONDS
+        for server in servers:
+            self._stop_server(server, deadline)
+        for run in supervised:
+            self._await(run, deadline)
         self._servers.clear()
         self._retired.clear()
         for run in list(self._runs.values()):
-            self._kill(run)
             self._release(run)
         self._runs.clear()
         self._started.clear()
         self._done.clear()
         self._selector.close()
-        if self._tokens is not None:
-            for fd in self._tokens:
+        if self._bell is not None:
+            for fd in self._bell:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-            self._tokens = None
+            self._bell = None
         shutil.rmtree(self._folder, ignore_errors=True)
+        watcher = self._watcher
+        if watcher.stdin is not None:
+            watcher.stdin.close()
+        try:
+            watcher.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            watcher.kill()
+            watcher.wait()
 
     # -- starting -------------------------------------------------------------
 
@@ -305,16 +437,27 @@ class Executor:
 
     def _spawn(self, run: _Run) -> None:
         prefix = run.prefix
+        sandbox = run.job.sandbox
         Path(f"{prefix}.job").write_bytes(frame(job_wire(run.job, self._settings)))
+        # Started in a network namespace of its own, with its preamble.
+        preexec = None if sandbox.network else Native.own_network
+        argv = [sys.executable, CHILD_SCRIPT, "once", prefix, str(os.getpid()), str(sandbox.disk)]
         # Open the output files here too, so that what the preamble prints is kept.
-        with open(f"{prefix}.out", "ab") as out, open(f"{prefix}.err", "ab") as err:
-            proc = subprocess.Popen(
-                [sys.executable, CHILD_SCRIPT, "once", prefix],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
+        try:
+            with open(f"{prefix}.out", "ab") as out, open(f"{prefix}.err", "ab") as err:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                    env=child_environ(sandbox) if sandbox.env is not None else None,
+                    preexec_fn=preexec,
+                )
+        except (OSError, subprocess.SubprocessError) as exc:
+            why = "could not enter its network namespace" if preexec else str(exc)
+            self._fail(run, Fault(kind="start", message=f"could not start: {why}"))
+            return
         self._spawned += 1
         run.proc = proc
         run.pid = proc.pid
@@ -325,25 +468,29 @@ class Executor:
         except (AttributeError, OSError):
             run.pidfd = None  # polled in _poll instead
 
-    def _server_for(self, preamble: Preamble) -> _Server:
-        server = self._servers.get(preamble.source)
+    def _server_for(self, preamble: Preamble, sandbox: Sandbox) -> _Server:
+        key = (preamble.source, sandbox.env, sandbox.network)
+        server = self._servers.get(key)
         if server is not None:
             return server
-        assert self._tokens is not None
+        assert self._bell is not None
         self._counter += 1
         config = self._folder / f"server{self._counter}"
-        config.write_bytes(
-            server_config(settings=self._settings, preamble=preamble, tokens=self._tokens)
-        )
+        config.write_bytes(server_config(
+            settings=self._settings, preamble=preamble, slots=self._slots, bell=self._bell,
+        ))
+        environ = child_environ(sandbox)
         proc = subprocess.Popen(
             [sys.executable, CHILD_SCRIPT, "serve", str(config)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            pass_fds=self._tokens,
+            pass_fds=self._bell,
+            env=environ,
+            preexec_fn=server_preexec(network=sandbox.network),
         )
-        server = _Server(proc=proc, preamble=preamble, environ=dict(os.environ))
+        server = _Server(proc=proc, preamble=preamble, key=key, environ=environ)
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             os.set_blocking(stream.fileno(), False)
@@ -354,17 +501,24 @@ class Executor:
                 fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
         self._selector.register(proc.stdout, selectors.EVENT_READ, (self._on_answers, server))
         self._selector.register(proc.stderr, selectors.EVENT_READ, (self._on_server_err, server))
-        self._servers[preamble.source] = server
+        self._servers[key] = server
         return server
 
     def _send_to_server(self, run: _Run) -> None:
-        server = self._server_for(run.job.preamble)
-        if not server.used and server.environ != os.environ:
-            # Started early (see prepare) and the environment changed since:
-            # examples must see the environment of the run, so start afresh.
-            self._stop_server(server)
-            del self._servers[run.job.preamble.source]
-            server = self._server_for(run.job.preamble)
+        sandbox = run.job.sandbox
+        try:
+            server = self._server_for(run.job.preamble, sandbox)
+            if not server.used and server.environ != child_environ(sandbox):
+                # Started early (see prepare) and the environment changed since:
+                # examples must see the environment of the run, so start afresh.
+                self._ask_to_stop(server)
+                self._stop_server(server, time.monotonic() + STOP_SECONDS)
+                del self._servers[server.key]
+                server = self._server_for(run.job.preamble, sandbox)
+        except (OSError, subprocess.SubprocessError) as exc:
+            why = "could not enter its network namespace" if not sandbox.network else str(exc)
+            self._fail(run, Fault(kind="server", message=f"could not start its fork server: {why}"))
+            return
         server.used = True
         run.server = server
         if server.dead:
@@ -372,7 +526,8 @@ class Executor:
             return
         # The job itself is framed apart: the worker decodes it, not the server.
         wire = marshal.dumps(job_wire(run.job, self._settings))
-        self._write(server, frame({"t": "run", "job": run.prefix, "wire": wire}))
+        self._write(server, frame({"t": "run", "job": run.prefix, "wire": wire,
+                                   "disk": sandbox.disk}))
 
     def _write(self, server: _Server, data: bytes) -> None:
         """Send ``data`` to the server, now if its pipe takes it, else when it does."""
@@ -492,7 +647,10 @@ class Executor:
         for answer in answers:
             kind = answer["t"]
             if kind == "ready":
-                continue  # its workers report a failed preamble themselves
+                server.ready = True  # its workers report a failed preamble themselves
+                continue
+            if kind == "started":
+                server.started_any = True
             run = self._by_prefix.get(answer["job"])
             if run is None or run.returncode is not None:
                 continue
@@ -534,43 +692,60 @@ class Executor:
         # Workers it forked but that have not left its process group yet go with it.
         with contextlib.suppress(OSError):
             os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()  # for its status: its answers ended, it is dying
         fault = self._server_fault(server)
-        # Jobs it had not started yet go to a new server, once: a preamble that
-        # kills every server it runs in fails them all.
-        restart = self._servers.get(server.preamble.source) is server and not server.restarted
-        if restart:
-            del self._servers[server.preamble.source]
+        # Jobs it had not started go to a new server, as often as servers die,
+        # each death at the hands of a job it started (which then fails); a
+        # server that dies before it listens, or with no job started (a
+        # preamble that kills every server it runs in), fails them all.
+        restart = (
+            self._servers.get(server.key) is server and server.ready and server.started_any
+        )
+        if self._servers.get(server.key) is server:
+            del self._servers[server.key]
             self._retired.append(server)
-        lost = 0
-        waiting = False
         for run in list(self._runs.values()):
             if run.server is not server or run.returncode is not None:
                 continue
             if run.pid is not None:
-                lost += 1
+                # Its workers stopped when it died (PR_SET_PDEATHSIG): all they
+                # started is still below them, to be ended from here.
+                kill_tree(run.pid)
                 self._fail(run, fault)
-                continue
-            waiting = True
-            if restart:
+            elif restart:
                 self._send_to_server(run)
-                assert run.server is not None
-                run.server.restarted = True
             else:
                 self._fail(run, fault)
-        # Its running workers' tokens would have come back through its reaper;
-        # one more if it may have died holding one for its next request (too
-        # many tokens only lets one job too many run; too few could stop all).
-        lost += waiting
-        if lost and self._tokens is not None:
+        if self._bell is not None:
+            # Its slots were freed by the kernel as their holders died, without
+            # a ring: ring for each, so that no server waits for nothing.
             with contextlib.suppress(OSError):
-                os.write(self._tokens[1], b"+" * lost)
+                os.write(self._bell[1], b"+" * self._jobs)
 
     # -- ending ---------------------------------------------------------------
 
     def _kill(self, run: _Run) -> None:
-        if run.pid is not None:
+        if run.pid is None:
+            return
+        if run.proc is not None:
+            # A spawned job: its supervisor (this process's child, so its pid
+            # cannot be anyone else's) ends it and everything it started.
+            with contextlib.suppress(OSError):
+                os.kill(run.pid, signal.SIGTERM)
+        else:
+            # A forked worker: its server ends what its group leaves.
             with contextlib.suppress(OSError):
                 os.killpg(run.pid, signal.SIGKILL)
+
+    def _await(self, run: _Run, deadline: float) -> None:
+        """Wait for a spawned job's supervisor to end, until ``deadline``; then
+        kill it and all below it from here."""
+        assert run.proc is not None
+        try:
+            run.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            kill_tree(run.proc.pid)
+            run.proc.wait()
 
     def _finish(self, run: _Run) -> JobResult:
         prefix = run.prefix
@@ -588,7 +763,7 @@ class Executor:
             run.fault = Fault(kind="server", message=message)
         self._by_prefix.pop(prefix, None)
         self._release(run)
-        fault = run.fault or describe_exit(run.returncode, events)
+        fault = run.fault or describe_exit(run.returncode, events, run.job.sandbox)
         started = run.started if run.started is not None else run.ended or 0.0
         return JobResult(
             index=run.job.index,
@@ -610,33 +785,38 @@ class Executor:
             with contextlib.suppress(OSError):
                 os.close(run.pidfd)
             run.pidfd = None
-        if run.proc is not None and run.returncode is None:
-            run.proc.kill()
-            run.proc.wait()
         # Only a spawned child has its job in a file.
         suffixes = (".ev", ".out", ".err", ".job", ".exit") if run.proc else (".ev", ".out", ".err")
         for suffix in suffixes:
             with contextlib.suppress(OSError):
                 os.unlink(run.prefix + suffix)
 
-    def _stop_server(self, server: _Server) -> None:
-        proc = server.proc
-        # Its process group holds the server and any worker it forked that has
-        # not yet left it; kill them before their answers are read.
+    def _ask_to_stop(self, server: _Server) -> None:
+        """Close the server's standard input: it ends its workers, and all they
+        started, and then itself."""
+        stdin = server.proc.stdin
+        if stdin is None:
+            return
+        if server.writing:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(stdin)
+            server.writing = False
         with contextlib.suppress(OSError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        if proc.stdout is not None:
-            # The workers that did leave it said so: kill those too.
-            with contextlib.suppress(OSError):
-                while chunk := os.read(proc.stdout.fileno(), 1 << 16):
-                    server.answers += chunk
-            for answer in unframe(server.answers)[0]:
-                if answer.get("t") == "started":
-                    run = self._by_prefix.get(answer["job"])
-                    if run is not None and run.returncode is None:
-                        run.pid = answer["pid"]
-                        self._kill(run)
+            stdin.close()
+
+    def _stop_server(self, server: _Server, deadline: float) -> None:
+        """Wait for a server asked to stop, until ``deadline``; kill it and all
+        below it from here if it does not listen yet (its preamble is still
+        running) or does not end in time."""
+        proc = server.proc
+        if proc.poll() is None:
+            try:
+                if not server.ready:
+                    raise subprocess.TimeoutExpired(proc.args, 0)
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                kill_tree(proc.pid)
+                proc.wait()
         if proc.stderr is not None:
             with contextlib.suppress(OSError):
                 while chunk := os.read(proc.stderr.fileno(), 1 << 16):

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # The child's exit statuses with a meaning of their own; that module imports
 # nothing but the interpreter's own.
-from sphinxext.isolated_doctest._child import EXIT_CHANNEL, EXIT_INTERNAL, EXIT_INTERRUPTED
+from sphinxext.isolated_doctest._child import (
+    EXIT_CHANNEL,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_SANDBOX,
+)
+
+if TYPE_CHECKING:
+    from sphinxext.isolated_doctest._job import Sandbox
 
 #: The largest file a child may write, its stdout, stderr and report included;
 #: past it the child is stopped (SIGXFSZ) and reported as flooding its output.
@@ -23,7 +31,8 @@ class Fault:
     """Why a child did not finish its job normally."""
 
     #: One of ``timeout``, ``flood``, ``signal``, ``exit``, ``interrupted``,
-    #: ``internal``, ``server``, ``preamble``, ``conflict``.
+    #: ``internal``, ``server``, ``start``, ``channel``, ``memory``, ``disk``,
+    #: ``cpu``, ``sandbox``.
     kind: str
     #: What happened, in a sentence without the location: "timed out after 5 s".
     message: str
@@ -93,12 +102,42 @@ def flood_fault() -> Fault:
     )
 
 
-def describe_exit(returncode: int, events: tuple[dict[str, Any], ...]) -> Fault | None:
+def size_text(size: float) -> str:
+    """``size`` bytes as a reader counts them: ``512 MiB``, ``1.5 GiB``, ``100 bytes``."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.4g} {unit}"
+    return f"{size:g} bytes"
+
+
+def limit_fault(what: str, limit: float) -> Fault:
+    """The fault of a group that went past a limit of its sandbox."""
+    if what == "memory":
+        message = f"used more than {size_text(limit)} of memory"
+    elif what == "disk":
+        message = f"wrote more than {size_text(limit)}"
+    else:
+        message = f"used more than {limit:g} s of CPU time"
+    return Fault(kind=what, message=message)
+
+
+def describe_exit(
+    returncode: int, events: tuple[dict[str, Any], ...], sandbox: Sandbox | None = None
+) -> Fault | None:
     """Turn a child's exit status into a fault, or None for a normal end."""
+    for event in events:
+        if event["t"] == "limit":  # whatever the status: it was killed for it
+            return limit_fault(event["what"], event["limit"])
+        if event["t"] == "sandbox_error":
+            return Fault(kind="sandbox", message=f"could not enter its sandbox: {event['error']}")
     finished = any(e["t"] == "done" for e in events)
     if returncode == 0 and finished:
         return None
+    if sandbox is not None and sandbox.cpu and returncode == -signal.SIGXCPU:
+        return limit_fault("cpu", sandbox.cpu)
     if returncode == -signal.SIGXFSZ:
+        if sandbox is not None and sandbox.disk and sandbox.disk < OUTPUT_LIMIT:
+            return limit_fault("disk", sandbox.disk)
         return flood_fault()
     if returncode < 0:
         try:
@@ -110,6 +149,8 @@ def describe_exit(returncode: int, events: tuple[dict[str, Any], ...]) -> Fault 
         return Fault(kind="interrupted", message="raised KeyboardInterrupt")
     if returncode == EXIT_INTERNAL:
         return Fault(kind="internal", message="failed inside the doctest runner")
+    if returncode == EXIT_SANDBOX:
+        return Fault(kind="sandbox", message="could not enter its sandbox")
     if returncode == EXIT_CHANNEL:
         return Fault(kind="channel", message="closed the file descriptor of the group's results")
     return Fault(kind="exit", message=f"exited with status {returncode}")

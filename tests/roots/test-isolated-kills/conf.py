@@ -1,0 +1,1 @@
+extensions = ['sphinxext.isolated_doctest']
