@@ -112,7 +112,7 @@ class IsolatedDocTestBuilder(Builder):
         # Sphinx reads the pages.
         preamble = config_preamble(self._sphinx)
         if not preamble_problem(preamble.value):
-            self.executor.prepare(preamble)
+            self.executor.prepare(preamble, self.settings.sandbox)
         self.counts = Counts()
         self.outcomes: list[GroupOutcome] = []
         self.started = time.monotonic()

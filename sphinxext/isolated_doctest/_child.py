@@ -608,6 +608,7 @@ def _run_job(job: Wire) -> None:
             _Channel.emit("absent", name=spec["name"])
             continue
         ok = _run_group(doctest, _Runners(runner_class, flags), group, job)
+        _Limits.check_disk()  # for its last example
         _Channel.emit("group_done", name=group.name, ok=ok, ts=_raw_monotonic(),
                       written=_written())
         if not ok and job["fail_fast"]:
@@ -687,16 +688,31 @@ class _LimitReached(BaseException):
 
 
 class _Limits:
-    """The running job's memory limit in bytes, for the runner (0: none)."""
+    """The running job's memory and disk limits in bytes, for the runner (0: none)."""
 
     memory = 0
+    disk = 0
+
+    @classmethod
+    def check_disk(cls) -> None:
+        """Stop the group if it has written more than its ``disk`` limit: checked
+        before each example, for the one before (what its process wrote, and
+        what its children it has waited for wrote).  Its supervisor checks all
+        its processes as they run, every DISK_TICK seconds."""
+        if cls.disk and _writes([_raw_getpid()]) > cls.disk:
+            raise _LimitReached("disk", cls.disk)
 
 
 def _limited(runner_class: Any) -> Any:
     """``runner_class``, for which a MemoryError under a memory limit is the limit
-    reached: the group's fault at that example, not the example's failure."""
+    reached: the group's fault at that example, not the example's failure; and
+    which checks the disk limit before each example."""
 
     class Runner(runner_class):  # type: ignore[misc]
+        def report_start(self, out: Any, test: Any, example: Any) -> None:
+            _Limits.check_disk()
+            super().report_start(out, test, example)
+
         def report_unexpected_exception(
             self, out: Any, test: Any, example: Any, exc_info: Any
         ) -> None:
@@ -732,9 +748,11 @@ def _enter_sandbox(sandbox: Wire, *, own_network: bool) -> None:
         _set_limit(resource.RLIMIT_CPU, soft, soft + 1)
     disk = sandbox.get("disk")
     if disk:
-        # No one file may take more than the whole budget; the total is
-        # watched by the process above (see _Writes).
+        # No one file may take more than the whole budget; the total is checked
+        # between examples (_Limits.check_disk) and, as they run, by the
+        # process above (_over_disk).
         _set_limit(resource.RLIMIT_FSIZE, disk)
+        _Limits.disk = disk
 
 
 def _set_limit(which: int, soft: int, hard: int | None = None) -> None:
@@ -1266,8 +1284,9 @@ def _supervise(prefix: str, parent: int, disk: int) -> None:
         # The job's process has dumped its core, if the system keeps them: no second.
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         number = os.WTERMSIG(status)
-        _signal.signal(number, _signal.SIG_DFL)  # Python ignores SIGXFSZ and SIGPIPE
-        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, {number})
+        if number != SIGKILL:
+            _signal.signal(number, _signal.SIG_DFL)  # Python ignores SIGXFSZ and SIGPIPE
+            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, {number})
         _raw_kill(os.getpid(), number)
         _raw_exit(128 + number)
     _raw_exit(os.waitstatus_to_exitcode(status))

@@ -10,8 +10,9 @@ from sphinx.ext.doctest import DocTestBuilder
 from sphinx.util import logging
 from sphinx.util.osutil import relpath
 
+from sphinxext.isolated_doctest import _sandbox
 from sphinxext.isolated_doctest._directives import is_test_node
-from sphinxext.isolated_doctest._job import NO_PREAMBLE, Block, GroupSpec, Job, Preamble
+from sphinxext.isolated_doctest._job import NO_PREAMBLE, Block, GroupSpec, Job, Preamble, Sandbox
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -62,11 +63,12 @@ def _source_line(element: Element, lineno: int | None) -> int | None:
 
 
 class _Group:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, sandbox: Sandbox) -> None:
         self.name = name
         self.blocks: list[Block] = []
         self.timeouts: list[float] = []
         self.preamble = NO_PREAMBLE
+        self.sandbox = sandbox
         self.conflict: str | None = None
         self.lineno: int | None = None
 
@@ -90,6 +92,10 @@ def collect(
     if doctree is None:
         doctree = env.get_doctree(docname)
     condition = _is_doctest_block if config.doctest_test_doctest_blocks else is_test_node
+    # conf.py's sandbox, as the page's field tightens it; each block may tighten its group's.
+    page_sandbox = _sandbox.tighten(
+        settings.sandbox, doctree.get(_sandbox.DOCTREE_ATTRIBUTE, {})
+    )
     groups: dict[str, _Group] = {}
     star: list[Block] = []
     filenames: dict[str | None, str] = {}
@@ -126,9 +132,13 @@ def collect(
             star.append(block)  # runs after whatever preamble its group has
             continue
         for name in names:
-            group = groups.setdefault(name, _Group(name))
+            group = groups.get(name)
+            if group is None:
+                group = groups[name] = _Group(name, page_sandbox)
             group.blocks.append(block)
             group.preamble = preamble
+            if "sandbox" in element:
+                group.sandbox = _sandbox.tighten(group.sandbox, element["sandbox"])
             group.conflict = group.conflict or element.get("preamble_error")
             if group.lineno is None:
                 group.lineno = (lineno or 0) + 1
@@ -147,41 +157,45 @@ def collect(
 
     jobs: list[Job] = []
 
-    def add(group_specs: tuple[GroupSpec, ...], preamble: Preamble, error: str | None) -> None:
+    def add(group_specs: tuple[GroupSpec, ...], group: _Group, error: str | None) -> None:
+        refusal = None if error else _sandbox.network_refusal(group.sandbox)
         jobs.append(
             Job(
                 index=first_index + len(jobs),
                 docname=docname,
                 filename=filename,
                 groups=group_specs,
-                preamble=preamble,
-                error=error,
+                preamble=group.preamble,
+                sandbox=group.sandbox,
+                error=error or refusal,
+                error_kind="sandbox" if refusal else "preamble",
             )
         )
 
     if settings.isolation == "document":
-        # One child per page; groups with another preamble need a child of their own.
+        # One child per page; groups with another preamble or sandbox need a
+        # child of their own.
         run: list[GroupSpec] = []
-        run_preamble = specs[0][0].preamble
+        first = specs[0][0]
         for group, spec in specs:
-            if group.conflict or group.preamble != run_preamble:
+            if group.conflict or (group.preamble, group.sandbox) != (first.preamble, first.sandbox):
                 if run:
-                    add(tuple(run), run_preamble, None)
+                    add(tuple(run), first, None)
                 run = []
-                run_preamble = group.preamble
+                first = group
             if group.conflict:
-                add((spec,), group.preamble, group.conflict)
+                add((spec,), group, group.conflict)
                 continue
             run.append(spec)
         if run:
-            add(tuple(run), run_preamble, None)
+            add(tuple(run), first, None)
     elif settings.isolation == "block":
         for group, spec in specs:
             for unit in _per_block(spec):
-                add((unit,), group.preamble, group.conflict)
+                add((unit,), group, group.conflict)
     else:
         for group, spec in specs:
-            add((spec,), group.preamble, group.conflict)
+            add((spec,), group, group.conflict)
     return jobs
 
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sphinxext.isolated_doctest._job import preamble_problem
+from sphinxext.isolated_doctest import _sandbox
+from sphinxext.isolated_doctest._job import Sandbox, preamble_problem
 from sphinxext.isolated_doctest._shared import Subtype, line_of, warn
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ def register(app: Sphinx) -> None:
         "isolated_doctest_preamble_note", DEFAULTS["isolated_doctest_preamble_note"], "html",
         types=frozenset({bool, str}),
     )
+    app.add_config_value("isolated_doctest_sandbox", {}, "", types=frozenset({dict}))
 
 
 def check(app: Sphinx, config: Config) -> None:
@@ -100,19 +102,27 @@ def check(app: Sphinx, config: Config) -> None:
         ))
     conf_py = Path(app.confdir, "conf.py") if app.confdir else None
     _check_preamble(app, config, conf_py)
+
+    def where(name: str) -> tuple[str, str | None]:
+        if name in config.overrides or conf_py is None:
+            return " (set with -D)", None
+        return "", f"{conf_py}:{line_of(conf_py, name) or 1}"
+
     for name, fix in problems:
         value, default = getattr(config, name), DEFAULTS[name]
-        if name in config.overrides or conf_py is None:
-            where, location = " (set with -D)", None
-        else:
-            where, location = "", f"{conf_py}:{line_of(conf_py, name) or 1}"
+        said, location = where(name)
         warn(
             "%s = %r%s: %s; this build runs with the default, %r, and fails",
-            name, value, where, fix, default,
+            name, value, said, fix, default,
             subtype=Subtype.CONFIG, location=location, error=True,
         )
         setattr(config, name, default)
-    if problems:
+    sandbox_problems = _check_sandbox(config)
+    said, location = where("isolated_doctest_sandbox")
+    for setting, message in sandbox_problems:
+        warn("isolated_doctest_sandbox%s%s: %s", setting, said, message,
+             subtype=Subtype.CONFIG, location=location, error=True)
+    if problems or sandbox_problems:
         app.statuscode = 1
 
 
@@ -129,6 +139,34 @@ def _check_preamble(app: Sphinx, config: Config, conf_py: Path | None) -> None:
         location = f"{conf_py}:{line_of(conf_py, name) or 1}"
     warn("%s", problem, subtype=Subtype.PREAMBLE, location=location, error=True)
     app.statuscode = 1
+
+
+def _check_sandbox(config: Config) -> list[tuple[str, str]]:
+    """What is wrong with ``isolated_doctest_sandbox``, part by part, as
+    (``" = value"`` or ``"['part'] = value"``, what to do); each bad part is
+    left out (the whole value, if it is not a dict)."""
+    value = config.isolated_doctest_sandbox
+    good, problems = _sandbox.config_problems(value)
+    messages = []
+    for part, fix in problems:
+        if not part:
+            messages.append(
+                (f" = {value!r}", f"{fix}; this build runs without a sandbox, and fails")
+            )
+        else:
+            messages.append(
+                (f"[{part!r}] = {value[part]!r}", f"{fix}; this build runs without it, and fails")
+            )
+    if good.get("network") is False:
+        problem = _sandbox.network_problem()
+        if problem is not None:
+            messages.append((
+                "['network'] = False",
+                f"this system cannot give a group a network namespace of its own ({problem}); "
+                "the groups without network are not run, and this build fails",
+            ))
+    config.isolated_doctest_sandbox = good
+    return messages
 
 
 def _can_fork_server() -> bool:
@@ -170,6 +208,8 @@ class Settings:
     jobs: int
     start_method: str
     cache: bool
+    #: What conf.py's ``isolated_doctest_sandbox`` sets for every group.
+    sandbox: Sandbox
 
     @classmethod
     def from_config(cls, config: Config) -> Settings:
@@ -179,4 +219,5 @@ class Settings:
             jobs=_jobs(config.isolated_doctest_jobs) or 1,
             start_method=start_method(config.isolated_doctest_start),
             cache=config.isolated_doctest_cache,
+            sandbox=_sandbox.from_config(config.isolated_doctest_sandbox),
         )

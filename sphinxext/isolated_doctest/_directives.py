@@ -18,6 +18,7 @@ from docutils.statemachine import StateMachine
 from sphinx.ext import doctest as sphinx_doctest
 from sphinx.util.osutil import relpath
 
+from sphinxext.isolated_doctest import _sandbox
 from sphinxext.isolated_doctest._job import Preamble, preamble_problem
 from sphinxext.isolated_doctest._shared import Subtype, line_of, warn
 
@@ -57,6 +58,8 @@ class _IsolatedMixin(sphinx_doctest.TestDirective):
         line = self._content_line()
         if line is not None:
             node["content_line"] = line
+        if "sandbox" in self.options:
+            node["sandbox"] = self.options["sandbox"]
         return result
 
     def _in_rst(self) -> bool:
@@ -90,7 +93,11 @@ class _IsolatedMixin(sphinx_doctest.TestDirective):
         return first if self._in_rst() else first - 1
 
 
-_EXTRA: OptionSpec = {"preamble": directives.unchanged_required, "timeout": _timeout}
+_EXTRA: OptionSpec = {
+    "preamble": directives.unchanged_required,
+    "timeout": _timeout,
+    "sandbox": _sandbox.option,
+}
 
 
 class TestsetupDirective(_IsolatedMixin, sphinx_doctest.TestsetupDirective):
@@ -271,3 +278,4 @@ def register(app: Sphinx) -> None:
     # Around Sphinx's metadata collector (priority 500), which removes the docinfo.
     app.connect("doctree-read", keep_raw_preamble, priority=400)
     app.connect("doctree-read", resolve_preambles, priority=600)
+    app.connect("doctree-read", _sandbox.read_page_field, priority=600)

@@ -253,6 +253,8 @@ class Job:
     sandbox: Sandbox = NO_SANDBOX
     #: Why the job must not run (e.g. two preambles in one group), if so.
     error: str | None = None
+    #: What ``error`` is about: ``"preamble"`` or ``"sandbox"``.
+    error_kind: str = "preamble"
 
     def wire(self, settings: RunSettings) -> dict[str, Any]:
         """The job as the child reads it: JSON-ready plain data."""

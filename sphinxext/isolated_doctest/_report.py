@@ -221,6 +221,13 @@ def fault_report(
 
 def preamble_report(*, job: Job, group: str, detail: str, failed: str) -> str:
     """The failure text for a preamble that failed (or cannot be used) in ``group``."""
+    if job.error_kind == "sandbox":
+        # Not the preamble's doing: said at the group's first line.
+        first = next((g.lineno for g in job.groups if g.name == group), None)
+        return (
+            f'{DIVIDER}\nFile "{job.filename}", line {first or "?"}, in {group} (setup code)\n'
+            f"{failed}\n{_indent(detail)}"
+        )
     path, line = _split_origin(job.preamble.origin)
     return (
         f'{DIVIDER}\nFile "{path}", line {line}, in {group} (setup code)\n'
