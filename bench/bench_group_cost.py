@@ -70,7 +70,8 @@ def forked_round(empty: bool) -> dict[str, float]:
     bell = bell_pipe()
     config = folder / "server"
     config.write_bytes(server_config(settings=SETTINGS, preamble=NO_PREAMBLE,
-                                     slots=slot_files(folder, 2), bell=bell))
+                                     slots=slot_files(folder, 2), bell=bell,
+                                     roots=str(folder / "roots")))
     server = subprocess.Popen([sys.executable, CHILD_SCRIPT, "serve", str(config)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=bell)
     assert server.stdin is not None and server.stdout is not None

@@ -69,11 +69,17 @@ def describe(pid: int) -> dict[str, Any]:
     except OSError:
         return {"pid": pid, "cmdline": "?"}
     fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        wchan = "?"
     return {
         "pid": pid,
         "ppid": int(fields[1]),
         "pgid": int(fields[2]),
         "sid": int(fields[3]),
+        "state": fields[0].decode(),
+        "wchan": wchan,
         "cmdline": " ".join(a.decode(errors="replace") for a in argv if a),
     }
 

@@ -941,8 +941,9 @@ def contain(*, parent: int, death_signal: int) -> bool:
     return os.getppid() == parent
 
 
-def _stat_fields(pid: int) -> list[bytes] | None:
-    """The fields of /proc/PID/stat after the command name (state first)."""
+def _stat_fields(pid: int, count: int = 4) -> list[bytes] | None:
+    """The first ``count`` fields of /proc/PID/stat after the command name
+    (state, parent, process group, session, ...)."""
     try:
         fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
     except OSError:
@@ -953,7 +954,37 @@ def _stat_fields(pid: int) -> list[bytes] | None:
         return None
     finally:
         os.close(fd)
-    return data[data.rfind(b")") + 2 :].split(b" ", 4)[:4]
+    return data[data.rfind(b")") + 2 :].split(b" ", count)[:count]
+
+
+def _start_time(pid: int) -> int | None:
+    """When ``pid`` started (in clock ticks since boot): with the pid, what
+    names one process for good, however pids are reused."""
+    fields = _stat_fields(pid, 20)
+    return None if fields is None or len(fields) < 20 else int(fields[19])
+
+
+#: What a line of the build's list of roots (see _watch) says a process is.
+ROOT_JOB = "job"  # it runs a job's examples
+ROOT_LEADER = "leader"  # a fork server or a spawned job's supervisor: it may list more
+
+
+def record_root(path: str, pid: int, kind: str) -> None:
+    """Add ``pid`` to the build's list of roots (see _watch): an append of one
+    line, so any number of writers may share the file."""
+    start = _start_time(pid)
+    if start is None:
+        return  # gone already: nothing to find later
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    except OSError:
+        return
+    try:
+        os.write(fd, f"{kind} {pid} {start}\n".encode())
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _parents() -> dict[int, int]:
@@ -1208,7 +1239,7 @@ def _work(
 # ``once``: a spawned job, under a supervisor.
 
 
-def _supervise(prefix: str, parent: int, disk: int) -> None:
+def _supervise(prefix: str, parent: int, disk: int, roots: str) -> None:
     """Fork the process that runs the job, watch it from here, end as it did.
 
     sphinx-build starts this process itself, so it is what the job's examples
@@ -1221,7 +1252,8 @@ def _supervise(prefix: str, parent: int, disk: int) -> None:
     process orphans, before that process goes past the point where it could
     orphan anything; and it ends the whole job when sphinx-build dies
     (PR_SET_PDEATHSIG) or asks it to (SIGTERM), or when the job writes more
-    than ``disk`` bytes (0: no limit).  Once the job's process has ended and
+    than ``disk`` bytes (0: no limit).  The job's process lists itself in
+    ``roots`` (see _watch) before it goes on.  Once the job's process has ended and
     whatever it left is killed, it leaves ``PREFIX.exit`` (the parent's sign
     that its status is the job's own) and ends with the same status; a death
     without that file is this process lost.
@@ -1234,6 +1266,7 @@ def _supervise(prefix: str, parent: int, disk: int) -> None:
         os.close(go_in)
         if not go:  # the supervisor is gone: no one would ever end this job
             _raw_exit(EXIT_INTERNAL)
+        record_root(roots, os.getpid(), ROOT_JOB)
         return
     os.close(go_in)
     stops = {_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP}
@@ -1292,8 +1325,8 @@ def _supervise(prefix: str, parent: int, disk: int) -> None:
     _raw_exit(os.waitstatus_to_exitcode(status))
 
 
-def _once(prefix: str, parent: int, disk: int) -> None:
-    _supervise(prefix, parent, disk)
+def _once(prefix: str, parent: int, disk: int, roots: str) -> None:
+    _supervise(prefix, parent, disk, roots)
     job = _read_frame_file(f"{prefix}.job")
     _prepare(job)
     error = _run_preamble(job["preamble"])
@@ -1349,6 +1382,7 @@ class _Server:
         self.pid = os.getpid()
         self.control = control
         self.slots: list[str] = config["slots"]
+        self.roots: str = config["roots"]
         self.bell_in, self.bell_out = config["bell"]
         self.workers: dict[int, _Worker] = {}  # pidfd -> worker
         import fcntl
@@ -1586,6 +1620,9 @@ def _become_worker(
 ) -> NoReturn:
     """In a newly forked worker: leave the server's ways, run the job, exit."""
     try:
+        # Listed before anything else, so that it is found even if its server
+        # and sphinx-build both die from here on (see _watch).
+        record_root(server.roots, os.getpid(), ROOT_JOB)
         # Said before leaving the server's process group: a worker the parent
         # has not heard of dies with that group.
         server.answer(t="started", job=prefix, pid=os.getpid(), ts=_raw_monotonic())
@@ -1649,8 +1686,18 @@ def _serve(config_path: str) -> None:
 
 def _watch(folder: str, parent: int) -> None:
     """Remove ``folder`` once sphinx-build has closed this process's standard
-    input or died, whichever comes first; it may die by SIGKILL, which leaves
-    it no chance to do so itself."""
+    input (as it closes) or died, whichever comes first; it may die by SIGKILL,
+    which leaves it no chance to do so itself.
+
+    First it ends what no one else will.  Servers and supervisors end what
+    they run when sphinx-build dies; but a worker whose fork server an
+    example killed stops where it stands, for sphinx-build to end it and all
+    below it (see kill_tree), and if sphinx-build dies in that moment too, or
+    is closing and no longer listens, no one would.  So sphinx-build lists
+    each server and supervisor it starts in ``folder/roots``, each process
+    that runs a job lists itself there before it runs anything, and this
+    process ends those still there (see _end_roots).
+    """
     import select
     import shutil
 
@@ -1667,7 +1714,41 @@ def _watch(folder: str, parent: int) -> None:
         for fd, _events in poller.poll():
             if fd != 0 or not os.read(0, 4096):
                 done = True
+    _end_roots(os.path.join(folder, "roots"))
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _end_roots(path: str, seconds: float = 5.0) -> None:
+    """End every job's process listed in ``path`` that is still there, until no
+    process that may list more (a server, a supervisor) is left; after
+    ``seconds``, end those too."""
+    ended: set[tuple[int, int]] = set()
+    gone: set[bytes] = set()  # lines of processes found gone: they do not come back
+    deadline = _raw_monotonic() + seconds
+    while True:
+        try:
+            with open(path, "rb") as f:
+                lines = [line for line in f if line not in gone]
+        except OSError:
+            return
+        here: set[tuple[str, int, int]] = set()
+        for line in lines:
+            kind, pid, start = line.split()
+            if _start_time(int(pid)) == int(start):  # the same process, not a reused pid
+                here.add((kind.decode(), int(pid), int(start)))
+            else:
+                gone.add(line)
+        leaders = [root[1] for root in here if root[0] == ROOT_LEADER]
+        if leaders and _raw_monotonic() > deadline:
+            for leader in leaders:
+                kill_tree(leader)
+        for root in here:
+            if root[0] == ROOT_JOB and root[1:] not in ended:
+                kill_tree(root[1])
+                ended.add(root[1:])
+        if not leaders:
+            return  # no one left to add to the list: it was the last round
+        time.sleep(0.01)
 
 
 def probe_network() -> str | None:
@@ -1683,7 +1764,7 @@ def probe_network() -> str | None:
 def main(argv: list[str]) -> None:
     mode, args = argv[1], argv[2:]
     if mode == "once":
-        _once(args[0], int(args[1]), int(args[2]))
+        _once(args[0], int(args[1]), int(args[2]), args[3])
     elif mode == "serve":
         _serve(args[0])
     elif mode == "watch":
@@ -1694,7 +1775,7 @@ def main(argv: list[str]) -> None:
             sys.exit(reason)
     else:
         sys.exit(
-            f"usage: {argv[0]} once PREFIX PARENT DISK | serve CONFIG | watch FOLDER PARENT"
+            f"usage: {argv[0]} once PREFIX PARENT DISK ROOTS | serve CONFIG | watch FOLDER PARENT"
             " | probe-network"
         )
 

@@ -47,10 +47,12 @@ from typing import TYPE_CHECKING, Any
 # The child side's codec and process handling; that module imports nothing but
 # the interpreter's own until asked to.
 from sphinxext.isolated_doctest._child import (
+    ROOT_LEADER,
     Native,
     contain,
     frame,
     kill_tree,
+    record_root,
     unframe,
 )
 from sphinxext.isolated_doctest._job import NO_SANDBOX, Sandbox
@@ -148,7 +150,12 @@ def bell_pipe() -> tuple[int, int]:
 
 
 def server_config(
-    *, settings: RunSettings, preamble: Preamble, slots: list[str], bell: tuple[int, int]
+    *,
+    settings: RunSettings,
+    preamble: Preamble,
+    slots: list[str],
+    bell: tuple[int, int],
+    roots: str,
 ) -> bytes:
     """The frame a fork server reads first (``_child.py serve CONFIG``)."""
     return frame({
@@ -156,6 +163,7 @@ def server_config(
         "preamble": preamble.wire(),
         "slots": slots,
         "bell": list(bell),
+        "roots": roots,
         "parent": os.getpid(),
         "output_limit": OUTPUT_LIMIT,
     })
@@ -288,6 +296,9 @@ class Executor:
         self._folder = Path(tempfile.mkdtemp(
             prefix=f"isolated-doctest-{os.getpid()}-", dir=_scratch_dir(jobs)
         ))
+        # Every process that runs a job, as its server or supervisor lists it.
+        self._roots = str(self._folder / "roots")
+        os.close(os.open(self._roots, os.O_WRONLY | os.O_CREAT, 0o600))
         self._watcher = start_watcher(self._folder)
         self._slots: list[str] = []
         self._bell: tuple[int, int] | None = None
@@ -419,15 +430,18 @@ class Executor:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self._bell = None
-        shutil.rmtree(self._folder, ignore_errors=True)
+        # The watcher ends any job's process still there (a worker whose server
+        # died as this process closed stops, and waits to be ended), then
+        # removes the scratch folder.
         watcher = self._watcher
         if watcher.stdin is not None:
             watcher.stdin.close()
         try:
-            watcher.wait(STOP_SECONDS)
+            watcher.wait(2 * STOP_SECONDS)
         except subprocess.TimeoutExpired:
             watcher.kill()
             watcher.wait()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
     # -- starting -------------------------------------------------------------
 
@@ -441,7 +455,8 @@ class Executor:
         Path(f"{prefix}.job").write_bytes(frame(job_wire(run.job, self._settings)))
         # Started in a network namespace of its own, with its preamble.
         preexec = None if sandbox.network else Native.own_network
-        argv = [sys.executable, CHILD_SCRIPT, "once", prefix, str(os.getpid()), str(sandbox.disk)]
+        argv = [sys.executable, CHILD_SCRIPT, "once", prefix, str(os.getpid()),
+                str(sandbox.disk), self._roots]
         # Open the output files here too, so that what the preamble prints is kept.
         try:
             with open(f"{prefix}.out", "ab") as out, open(f"{prefix}.err", "ab") as err:
@@ -458,6 +473,7 @@ class Executor:
             why = "could not enter its network namespace" if preexec else str(exc)
             self._fail(run, Fault(kind="start", message=f"could not start: {why}"))
             return
+        record_root(self._roots, proc.pid, ROOT_LEADER)
         self._spawned += 1
         run.proc = proc
         run.pid = proc.pid
@@ -477,7 +493,8 @@ class Executor:
         self._counter += 1
         config = self._folder / f"server{self._counter}"
         config.write_bytes(server_config(
-            settings=self._settings, preamble=preamble, slots=self._slots, bell=self._bell,
+            settings=self._settings, preamble=preamble, slots=self._slots,
+            bell=self._bell, roots=self._roots,
         ))
         environ = child_environ(sandbox)
         proc = subprocess.Popen(
@@ -490,6 +507,7 @@ class Executor:
             env=environ,
             preexec_fn=server_preexec(network=sandbox.network),
         )
+        record_root(self._roots, proc.pid, ROOT_LEADER)
         server = _Server(proc=proc, preamble=preamble, key=key, environ=environ)
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         for stream in (proc.stdin, proc.stdout, proc.stderr):
