@@ -27,6 +27,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import functools
 import marshal
 import os
 import selectors
@@ -71,6 +72,35 @@ if TYPE_CHECKING:
     from sphinxext.isolated_doctest._job import Job, Preamble, RunSettings
 
 CHILD_SCRIPT = str(Path(__file__).with_name("_child.py"))
+
+
+@functools.cache
+def _child_bytecode() -> bytes:
+    """``_child.py`` compiled, as a .pyc file holds it (compiled once per process)."""
+    import importlib.util
+
+    source = Path(CHILD_SCRIPT)
+    stat = source.stat()
+    code = compile(source.read_bytes(), CHILD_SCRIPT, "exec", dont_inherit=True)
+    header = importlib.util.MAGIC_NUMBER + bytes(4) + b"".join(
+        (n & 0xFFFFFFFF).to_bytes(4, "little") for n in (int(stat.st_mtime), stat.st_size)
+    )
+    return header + marshal.dumps(code)
+
+
+def child_program(folder: Path) -> str:
+    """What a child runs: ``_child.py`` as bytecode written into ``folder``.
+
+    A script run from its source is compiled at every start, which costs more
+    than the rest of a forked group's whole run, and every spawned group
+    would pay it; the interpreter runs a .pyc file as it runs a script.
+    """
+    program = folder / "child.pyc"
+    try:
+        program.write_bytes(_child_bytecode())
+    except (OSError, SyntaxError):
+        return CHILD_SCRIPT
+    return str(program)
 
 #: How much of the end of a child's stdout and stderr is kept for reports.
 TAIL_BYTES = 8 * 1024
@@ -216,11 +246,11 @@ def signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def start_watcher(folder: Path) -> subprocess.Popen[bytes]:
+def start_watcher(folder: Path, program: str) -> subprocess.Popen[bytes]:
     """A process that removes ``folder`` when this process dies or closes its
     standard input (``_child.py watch``)."""
     return subprocess.Popen(
-        [sys.executable, "-I", "-S", CHILD_SCRIPT, "watch", str(folder), str(os.getpid())],
+        [sys.executable, "-I", "-S", program, "watch", str(folder), str(os.getpid())],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -299,7 +329,8 @@ class Executor:
         # Every process that runs a job, as its server or supervisor lists it.
         self._roots = str(self._folder / "roots")
         os.close(os.open(self._roots, os.O_WRONLY | os.O_CREAT, 0o600))
-        self._watcher = start_watcher(self._folder)
+        self._program = child_program(self._folder)
+        self._watcher = start_watcher(self._folder, self._program)
         self._slots: list[str] = []
         self._bell: tuple[int, int] | None = None
         if self._fork:
@@ -455,7 +486,7 @@ class Executor:
         Path(f"{prefix}.job").write_bytes(frame(job_wire(run.job, self._settings)))
         # Started in a network namespace of its own, with its preamble.
         preexec = None if sandbox.network else Native.own_network
-        argv = [sys.executable, CHILD_SCRIPT, "once", prefix, str(os.getpid()),
+        argv = [sys.executable, self._program, "once", prefix, str(os.getpid()),
                 str(sandbox.disk), self._roots]
         # Open the output files here too, so that what the preamble prints is kept.
         try:
@@ -498,7 +529,7 @@ class Executor:
         ))
         environ = child_environ(sandbox)
         proc = subprocess.Popen(
-            [sys.executable, CHILD_SCRIPT, "serve", str(config)],
+            [sys.executable, self._program, "serve", str(config)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
