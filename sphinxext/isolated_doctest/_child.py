@@ -1,13 +1,15 @@
 """The child side: run a preamble first, then doctest groups, and report as data.
 
-A child executes this file as a script (``python _child.py serve|once PATH``)
-and never imports the package: importing ``sphinxext.isolated_doctest`` would
-import Sphinx, and the whole point of a child is that nothing but the
-interpreter's own start-up has run before the preamble.  (The parent imports
-this module for its codec, :func:`frame` and :func:`unframe`, and for its exit
-statuses.)  So, until the preamble has run, this module uses only what a bare
-interpreter has already loaded (``sys``, ``os``, ``marshal``, ``_signal``);
-``doctest`` and the rest are imported after it.
+A child executes this file as a script (``python _child.py serve|once PATH``,
+or its bytecode) and never imports the package: importing
+``sphinxext.isolated_doctest`` would import Sphinx, and the whole point of a
+child is that nothing but the interpreter's own start-up has run before the
+preamble.  (The parent imports this module for its codec, :func:`frame` and
+:func:`unframe`, its exit statuses, and its process handling.)  So, until the
+preamble has run, this module uses only what a bare interpreter has already
+loaded (``sys``, ``os``, ``marshal``, ``_signal``); ``doctest`` and the rest,
+``ctypes`` for ``prctl`` included, are imported after it, or in processes that
+run no preamble (see :class:`Native`).
 
 Everything crossing a process boundary is a *frame*: four bytes of length,
 little-endian, then a ``marshal``-encoded plain value.  Parent and child are the
@@ -15,7 +17,7 @@ same interpreter, so marshal is both safe and the cheapest codec there is.
 
 Two modes share the code below:
 
-``once PREFIX``
+``once PREFIX PARENT DISK ROOTS``
     Fork the job's process (see :func:`_supervise`), which reads the frame in
     ``PREFIX.job``, runs its preamble, runs the job and exits.  One fresh
     interpreter per job.
@@ -23,9 +25,13 @@ Two modes share the code below:
     Read the frame in the file CONFIG, run the preamble and import the doctest
     machinery once, then read job requests from standard input and fork one
     worker per job, each a copy of the pristine, preambled process.  A worker is
-    forked only with a token from the token pipe that every fork server shares
-    (as in make's jobserver), so that all servers together run at most as many
-    jobs at once as the build allows; the worker's exit gives the token back.
+    forked only with a slot that every fork server shares (see :class:`_Server`),
+    so that all servers together run at most as many jobs at once as the build
+    allows.
+
+and two more serve the build: ``watch FOLDER PARENT`` removes the scratch
+folder when the build ends or dies (see :func:`_watch`), and
+``probe-network`` says whether a network namespace can be made here.
 
 A job is named by a path prefix: the worker writes ``PREFIX.out`` and
 ``PREFIX.err`` (its file descriptors 1 and 2) and ``PREFIX.ev``, its results as
@@ -896,7 +902,10 @@ class Native:
     def unshare(cls, flags: int) -> None:
         unshare = getattr(os, "unshare", None)
         if unshare is not None:
-            unshare(flags)
+            try:
+                unshare(flags)
+            except OSError as exc:  # said as through ctypes, whatever the version
+                raise OSError(exc.errno, f"unshare: {exc.strerror}") from None
         elif cls.load():
             cls._check(cls.unshare_fn(flags), "unshare")
         else:
