@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -154,3 +155,23 @@ def sphinx_build(
         as_doctest_311(strip_escape_sequences(stdout)),
         as_doctest_311(strip_escape_sequences(stderr)),
     )
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (dead, not yet reaped by its new parent) does not."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    state = next(line for line in status.splitlines() if line.startswith("State:"))
+    return state.split()[1] not in {"Z", "X"}
+
+
+def wait_gone(pids: list[int], seconds: float = 3.0) -> list[int]:
+    """The pids still running after up to ``seconds`` (a kill is not instant)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        alive = [pid for pid in pids if running(pid)]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)

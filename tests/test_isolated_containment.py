@@ -8,14 +8,14 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from isolated_helpers import ROOTS, app_with_start, output_body, output_json
+from isolated_helpers import ROOTS, app_with_start, output_body, output_json, running
 from process_tree import start_watched
+from stress_containment import run, scratch_left
 from test_isolated_parallel import most_at_once
 
 if TYPE_CHECKING:
@@ -30,16 +30,6 @@ pytestmark = pytest.mark.skipif(
 DIVIDER = "*" * 70
 
 
-def _running(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    state = next(line for line in status.splitlines() if line.startswith("State:"))
-    return state.split()[1] not in {"Z", "X"}
-
-
 def _recorded(folder: Path) -> dict[str, int]:
     """The pids the examples wrote down, by file name."""
     return {p.name: int(p.read_text()) for p in folder.iterdir() if p.suffix != ".tmp"}
@@ -49,19 +39,6 @@ def _kill_all(pids: Any) -> None:
     for pid in pids:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-
-
-def _scratch_left(pid: int) -> list[str]:
-    """The scratch folders of the build whose process was ``pid``, if any is left."""
-    folders = {"/dev/shm", tempfile.gettempdir()}
-    prefix = f"isolated-doctest-{pid}-"
-    return sorted(
-        str(Path(folder, name))
-        for folder in folders
-        if os.path.isdir(folder)
-        for name in os.listdir(folder)
-        if name.startswith(prefix)
-    )
 
 
 @pytest.mark.parametrize("start", ["fork", "spawn"])
@@ -88,7 +65,7 @@ def test_what_leaves_its_group_still_ends_with_it(
             "process-group", "setsid", "times-out",
         ]
         # Ended and reaped before their groups were reported: no grace needed.
-        assert {name: pid for name, pid in pids.items() if _running(pid)} == {}
+        assert {name: pid for name, pid in pids.items() if running(pid)} == {}
         body = output_body(app)
         assert "Timed out after 2 s in the example at line 48; the rest of group " \
             "'times-out' did not run.\n" in body
@@ -204,7 +181,7 @@ def test_nothing_outlives_a_killed_build(tmp_path: Path, start: str, kill: str) 
             assert watched.proc.poll() is None, "the build ended before its groups started"
             assert time.monotonic() < deadline, "the groups did not start"
             time.sleep(0.02)
-        assert all(map(_running, _recorded(pids_dir).values()))
+        assert all(map(running, _recorded(pids_dir).values()))
         for pause, number, group in KILLS[kill]:
             time.sleep(pause)
             watched.signal(number, group=group)
@@ -213,7 +190,7 @@ def test_nothing_outlives_a_killed_build(tmp_path: Path, start: str, kill: str) 
         watched.kill()
     assert report["left"] == [], report
     assert report["seconds"] < 5, report
-    assert _scratch_left(watched.pid) == []
+    assert scratch_left(watched.pid) == []
     expected = {"double-sigint": 2, "sigterm": -signal.SIGTERM, "sigkill": -signal.SIGKILL}
     assert report["status"] == expected[kill], report["output"]
 
@@ -222,8 +199,6 @@ def test_a_short_stress_run_leaves_nothing(tmp_path: Path) -> None:
     """The stress run (tests/stress_containment.py), short: 30 groups, one in
     ten faulty, each start method to its end and killed at a random moment by
     SIGTERM, a double SIGINT and SIGKILL; nothing is left after any build."""
-    from stress_containment import run
-
     outcomes = run(rounds=1, groups=30, jobs=2, work=tmp_path, log=lambda line: None)
     assert len(outcomes) == 8
     assert [(o.start, o.kill, o.problems) for o in outcomes if o.problems] == []

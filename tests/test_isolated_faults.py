@@ -22,6 +22,7 @@ from isolated_helpers import (
     output_body,
     output_json,
     sphinx_build,
+    wait_gone,
 )
 
 if TYPE_CHECKING:
@@ -36,26 +37,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs; a zombie (dead, not yet reaped by its new parent) does not."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    state = next(line for line in status.splitlines() if line.startswith("State:"))
-    return state.split()[1] not in {"Z", "X"}
-
-
-def _wait_gone(pids: list[int], seconds: float = 3.0) -> list[int]:
-    """The pids still alive after up to ``seconds`` (a kill is not instant)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        alive = [pid for pid in pids if _alive(pid)]
-        if not alive or time.monotonic() > deadline:
-            return alive
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("start", ["fork", "spawn"])
@@ -344,7 +325,7 @@ def test_no_process_outlives_its_group(
         names = sorted(p.name for p in tmp_path.iterdir())
         assert names == ["crashes", "ends-normally", "times-out"]
         pids = [int((tmp_path / name).read_text()) for name in names]
-        assert _wait_gone(pids) == []
+        assert wait_gone(pids) == []
         assert "Timed out after 1 s in the example at line 25" in output_body(app)
         assert "Exited with status 7 in the example at line 30" in output_body(app)
     finally:
@@ -402,7 +383,7 @@ def test_ctrl_c_stops_every_child(tmp_path: Path, start: str) -> None:
             assert time.monotonic() < deadline, "the groups did not start"
             time.sleep(0.05)
         pids = [int(pid) for p in pids_dir.iterdir() for pid in p.read_text().split()]
-        assert len(pids) == 6 and _wait_gone(pids, 0) == pids
+        assert len(pids) == 6 and wait_gone(pids, 0) == pids
 
         interrupted = time.monotonic()
         proc.send_signal(signal.SIGINT)
@@ -410,7 +391,7 @@ def test_ctrl_c_stops_every_child(tmp_path: Path, start: str) -> None:
         assert time.monotonic() - interrupted < 5
         assert proc.returncode == 2, output
         assert "Interrupted!" in output.decode()
-        assert _wait_gone(pids) == []
+        assert wait_gone(pids) == []
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -448,4 +429,4 @@ def test_killing_its_parent_fails_one_group_only(
     ) in body
     assert "2 items passed all tests:\n   1 tests in after\n   1 tests in before\n" in body
     assert app.statuscode == 1
-    assert _wait_gone([int((tmp_path / "killer").read_text())]) == []
+    assert wait_gone([int((tmp_path / "killer").read_text())]) == []
