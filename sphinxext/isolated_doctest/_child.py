@@ -997,9 +997,13 @@ def record_root(path: str, pid: int, kind: str) -> None:
 
 
 def _parents() -> dict[int, int]:
-    """pid -> parent pid, for every process."""
-    table = {}
-    for name in os.listdir("/proc"):
+    """pid -> parent pid, for every process (none where there is no /proc)."""
+    table: dict[int, int] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return table
+    for name in names:
         if name.isdigit():
             fields = _stat_fields(int(name))
             if fields is not None:
@@ -1278,6 +1282,11 @@ def _supervise(prefix: str, parent: int, disk: int, roots: str) -> None:
         record_root(roots, os.getpid(), ROOT_JOB)
         return
     os.close(go_in)
+    if not hasattr(_signal, "sigtimedwait"):  # not Linux: no death signal to wait for either
+        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)  # die of it, not print it
+        _raw_write(go_out, b"+")
+        os.close(go_out)
+        _mirror(prefix, _raw_waitpid(pid, 0)[1])
     stops = {_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP}
     watched = {_signal.SIGCHLD, *stops}
     _signal.pthread_sigmask(_signal.SIG_BLOCK, watched)
@@ -1319,6 +1328,11 @@ def _supervise(prefix: str, parent: int, disk: int, roots: str) -> None:
         _raw_kill(os.getpid(), stop)
         _raw_exit(128 + stop)
     assert status is not None
+    _mirror(prefix, status)
+
+
+def _mirror(prefix: str, status: int) -> NoReturn:
+    """Leave ``PREFIX.exit`` and end as the job's process did (``status``)."""
     os.close(os.open(f"{prefix}.exit", os.O_WRONLY | os.O_CREAT, 0o600))
     if os.WIFSIGNALED(status):
         import resource  # the job's process is gone: nothing to keep pristine
