@@ -741,7 +741,6 @@ class Executor:
         # Workers it forked but that have not left its process group yet go with it.
         with contextlib.suppress(OSError):
             os.killpg(server.proc.pid, signal.SIGKILL)
-        server.proc.wait()  # for its status: its answers ended, it is dying
         fault = self._server_fault(server)
         # Jobs it had not started go to a new server, as often as servers die,
         # each death at the hands of a job it started (which then fails); a
