@@ -23,6 +23,7 @@ calls.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -175,7 +176,24 @@ def build(
     if kill == "none":
         summary = (out / "output.txt").read_text(encoding="utf-8").rpartition("Doctest summary")[2]
         outcome.failures = int(summary.split("tests\n")[1].split()[0])
+        outcome.problems += unexpected(json.loads((out / "output.json").read_text("utf-8")))
     return outcome
+
+
+def unexpected(report: dict[str, Any]) -> list[str]:
+    """The groups of a complete build whose outcome is not their kind's (each
+    group's name ends with its kind).  A group that a server took down with it,
+    when another group killed that server, is not one: with "fork", the groups
+    a server runs at that moment fail with it."""
+    found = []
+    for group in report["groups"]:
+        kind = group["group"].partition("-")[2]
+        passes = kind == "pass" or FAULTS[kind][1]
+        if (group["status"] == "passed") != passes and not (
+            kind != "kill-parent" and group["message"].startswith("lost its fork server")
+        ):
+            found.append(f"{group['group']}: {group['status']} {group['message']!r}")
+    return found
 
 
 def run(
@@ -197,9 +215,9 @@ def run(
                 outcome = build(corpus, work, start=start, kill=kill, at=at, jobs=jobs)
                 if kill == "none":
                     complete[start] = outcome.seconds
-                    if outcome.failures != expected:
+                    if outcome.failures is None or outcome.failures < expected:
                         outcome.problems.append(
-                            f"{outcome.failures} failures reported, {expected} expected"
+                            f"{outcome.failures} failures reported, {expected} at least expected"
                         )
                 outcomes.append(outcome)
                 when = "" if outcome.killed_at is None else f" at {outcome.killed_at:5.2f} s"
