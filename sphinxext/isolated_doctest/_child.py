@@ -1266,10 +1266,10 @@ def _supervise(prefix: str, parent: int, disk: int, roots: str) -> None:
     orphan anything; and it ends the whole job when sphinx-build dies
     (PR_SET_PDEATHSIG) or asks it to (SIGTERM), or when the job writes more
     than ``disk`` bytes (0: no limit).  The job's process lists itself in
-    ``roots`` (see _watch) before it goes on.  Once the job's process has ended and
-    whatever it left is killed, it leaves ``PREFIX.exit`` (the parent's sign
-    that its status is the job's own) and ends with the same status; a death
-    without that file is this process lost.
+    ``roots`` (see _watch) before it goes on.  Once the job's process has
+    ended and whatever it left is killed, it leaves ``PREFIX.exit`` (the
+    parent's sign that its status is the job's own) and ends with the same
+    status; a death without that file is this process lost.
     """
     go_in, go_out = os.pipe()
     pid = os.fork()
@@ -1294,7 +1294,8 @@ def _supervise(prefix: str, parent: int, disk: int, roots: str) -> None:
         stop = 0 if contain(parent=parent, death_signal=_signal.SIGTERM) else _signal.SIGTERM
     except OSError:
         stop = 0  # no subreaper here: the job's process group is all there is
-    _raw_write(go_out, b"+")
+    if not stop:  # else sphinx-build is gone already, and the job's process ends unstarted
+        _raw_write(go_out, b"+")
     os.close(go_out)
     status = None
     next_check = _raw_monotonic() + DISK_TICK
