@@ -113,7 +113,9 @@ def test_each_part_of_the_sandbox_holds(
     }
 
 
-@pytest.mark.sphinx("doctest", testroot="isolated-sandbox-pages", freshenv=True)
+@pytest.mark.sphinx(
+    "doctest", testroot="isolated-sandbox-pages", freshenv=True, confoverrides=SHOW_TYPES
+)
 def test_pages_and_blocks_ask_for_less_never_more(app: SphinxTestApp) -> None:
     """A block's ``:sandbox:`` and a page's ``:doctest-sandbox:`` add limits to
     conf.py's, and cannot lift them: conf.py turns the network off, and a
