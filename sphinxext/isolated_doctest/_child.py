@@ -967,8 +967,7 @@ def _stat_fields(pid: int, count: int = 4) -> list[bytes] | None:
 
 
 def _start_time(pid: int) -> int | None:
-    """When ``pid`` started (in clock ticks since boot): with the pid, what
-    names one process for good, however pids are reused."""
+    """When ``pid`` started, in clock ticks since boot (see record_root)."""
     fields = _stat_fields(pid, 20)
     return None if fields is None or len(fields) < 20 else int(fields[19])
 
@@ -976,24 +975,45 @@ def _start_time(pid: int) -> int | None:
 #: What a line of the build's list of roots (see _watch) says a process is.
 ROOT_JOB = "job"  # it runs a job's examples
 ROOT_LEADER = "leader"  # a fork server or a spawned job's supervisor: it may list more
+#: Clock ticks (as /proc counts a process's start) per second.
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+#: A process listed in the roots is the one found under its pid if it started
+#: at most this many ticks before it was listed: a pid taken again that soon
+#: would need every other pid to have been used in between.
+ROOT_SLACK = _TICKS
 
 
-def record_root(path: str, pid: int, kind: str) -> None:
-    """Add ``pid`` to the build's list of roots (see _watch): an append of one
-    line, so any number of writers may share the file."""
-    start = _start_time(pid)
-    if start is None:
-        return  # gone already: nothing to find later
+def record_root(path: str | int, pid: int, kind: str) -> None:
+    """Add ``pid`` (this process, or one just started) to the build's list of
+    roots (see _watch), with the time it was listed: an append of one line, so
+    any number of writers may share the file (named, or already open).
+
+    The time comes from the clock, not from /proc: a forked worker lists
+    itself, and reading and parsing its stat would copy pages it shares with
+    its server, for no more than a tick of precision.
+    """
+    clock = getattr(time, "CLOCK_BOOTTIME", None)
+    if clock is None:
+        return  # not Linux: no /proc to find it in later either
+    now = time.clock_gettime_ns(clock) * _TICKS // 1_000_000_000
+    line = b"%s %d %d\n" % (kind.encode(), pid, now)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        fd = path if isinstance(path, int) else os.open(path, os.O_WRONLY | os.O_APPEND)
     except OSError:
         return
     try:
-        os.write(fd, f"{kind} {pid} {start}\n".encode())
+        os.write(fd, line)
     except OSError:
         pass
     finally:
-        os.close(fd)
+        if not isinstance(path, int):
+            os.close(fd)
+
+
+def _listed(pid: int, listed: int) -> bool:
+    """Whether the process now under ``pid`` is the one listed at ``listed``."""
+    start = _start_time(pid)
+    return start is not None and listed - ROOT_SLACK <= start <= listed
 
 
 def _parents() -> dict[int, int]:
@@ -1406,7 +1426,10 @@ class _Server:
         self.pid = os.getpid()
         self.control = control
         self.slots: list[str] = config["slots"]
-        self.roots: str = config["roots"]
+        # Open for each worker to list itself through (see record_root).
+        self.roots = os.open(
+            config["roots"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
+        )
         self.bell_in, self.bell_out = config["bell"]
         self.workers: dict[int, _Worker] = {}  # pidfd -> worker
         import fcntl
@@ -1653,7 +1676,7 @@ def _become_worker(
         os.setsid()
         # The other workers' slots too: holding them would keep them taken.
         for fd in (server.control, server.bell_in, server.bell_out, server.parent_fd,
-                   *server.workers, *(w.slot_fd for w in server.workers.values())):
+                   server.roots, *server.workers, *(w.slot_fd for w in server.workers.values())):
             if fd >= 0:
                 os.close(fd)
         # A subreaper, so that nothing its examples start escapes it; stopped
@@ -1758,7 +1781,7 @@ def _end_roots(path: str, seconds: float = 5.0) -> None:
         here: set[tuple[str, int, int]] = set()
         for line in lines:
             kind, pid, start = line.split()
-            if _start_time(int(pid)) == int(start):  # the same process, not a reused pid
+            if _listed(int(pid), int(start)):  # the same process, not a reused pid
                 here.add((kind.decode(), int(pid), int(start)))
             else:
                 gone.add(line)
