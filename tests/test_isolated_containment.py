@@ -67,11 +67,11 @@ def test_what_leaves_its_group_still_ends_with_it(
         # Ended and reaped before their groups were reported: no grace needed.
         assert {name: pid for name, pid in pids.items() if running(pid)} == {}
         body = output_body(app)
-        assert "Timed out after 2 s in the example at line 48; the rest of group " \
+        assert "Timed out after 2 s in the example at line 51; the rest of group " \
             "'times-out' did not run.\n" in body
-        assert "Exited with status 3 in the example at line 54; the rest of group " \
+        assert "Exited with status 3 in the example at line 56; the rest of group " \
             "'exits' did not run.\n" in body
-        assert "Timed out after 2 s in the example at line 64; the rest of group " \
+        assert "Timed out after 2 s in the example at line 67; the rest of group " \
             "'own-session' did not run.\n" in body
         # (doctest's own summary lines differ from one Python to the next)
         statuses = {g["group"]: g["status"] for g in output_json(app)["groups"]}
@@ -136,7 +136,7 @@ def test_servers_are_replaced_as_often_as_they_die(
             f'File "index.rst", line {line}, in {killer}\n'
             "Failed example:\n"
             "    os.kill(os.getppid(), signal.SIGKILL); time.sleep(30)\n"
-            f"Lost its fork server (exit status -9) in the example at line {line}; "
+            f"Lost its fork server (exit status -9) in the example at line {line + 2}; "
             f"the rest of group '{killer}' did not run.\n"
         ) in body
     groups = {g["group"]: g["status"] for g in output_json(app)["groups"]}

@@ -1186,7 +1186,9 @@ def _over_disk(prefix: str, root: int, limit: int, *, with_root: bool) -> bool:
 
 
 def _is_ours(tb: Any) -> bool:
-    return bool(tb.tb_frame.f_code.co_filename == __file__)
+    # This module's code, by the name it was compiled under: run from the
+    # bytecode the build writes (see _pool.child_program), __file__ names that.
+    return bool(tb.tb_frame.f_code.co_filename == _is_ours.__code__.co_filename)
 
 
 def _work(
