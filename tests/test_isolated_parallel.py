@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sphinx
-from isolated_helpers import ROOTS, output_body
+from isolated_helpers import ROOTS, app_with_start, output_body
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -60,6 +60,30 @@ def test_jobs_is_how_many_groups_run_at_once(
     assert len(list(times.iterdir())) == 6
     # Six groups of 0.3 s each: with two slots, two of them always overlap.
     assert most_at_once(times) == jobs
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+@pytest.mark.sphinx("doctest", testroot="isolated-pairs", freshenv=True)
+def test_a_freed_slot_is_taken_again_at_once(
+    make_app: Callable[..., SphinxTestApp],
+    app_params: tuple[list[Any], dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    start: str,
+) -> None:
+    """Both groups of a pair end at once; the next two start together, or the
+    first of them waits for its partner in vain: no slot stays idle while a
+    group waits for one (a worker forked between the two ends holds, for a
+    moment, the slot of the one not reaped yet)."""
+    monkeypatch.setenv("ISOLATED_DOCTEST_MEET", str(tmp_path))
+    app = app_with_start(make_app, app_params, start)
+    app.build()
+    assert output_body(app).endswith(
+        "   12 tests\n    0 failures in tests\n"
+        "    0 failures in setup code\n    0 failures in cleanup code\n"
+    )
+    assert app.statuscode == 0
+    assert len(list(tmp_path.glob("*-*"))) == 12
 
 
 

@@ -1493,6 +1493,7 @@ class _Server:
             timeout = None
             if any(w.disk for w in self.workers.values()):
                 timeout = max(0, int((next_check - _raw_monotonic()) * 1000) + 1)
+            reaped = False
             for fd, _events in self._poller.poll(timeout):
                 if fd == 0:
                     self.take(error)
@@ -1501,7 +1502,12 @@ class _Server:
                 elif fd == self.parent_fd:
                     self.ended = True
                 elif fd in self.workers:
-                    self.reap(fd, error)
+                    self.reap(fd)
+                    reaped = True
+            if reaped:
+                # Once every worker that ended is reaped: a worker forked in
+                # between would hold the slots of those not reaped yet.
+                self.start_queued(error)
             if timeout is not None and _raw_monotonic() >= next_check:
                 self.check_disk()
                 next_check = _raw_monotonic() + DISK_TICK
@@ -1622,7 +1628,7 @@ class _Server:
         os.close(slot_fd)
         self.ring()
 
-    def reap(self, pidfd: int, error: str | None) -> None:
+    def reap(self, pidfd: int) -> None:
         """A worker ended: kill what it left running, reap it, free its slot."""
         worker = self.workers.pop(pidfd)
         self._poller.unregister(pidfd)
@@ -1638,7 +1644,6 @@ class _Server:
         # started, and said so; else what it left is this process's now.
         self.free(worker.slot_fd, clean=bool(self.clean[worker.slot]))
         self.answer(t="exit", job=worker.prefix, status=status, ts=ended)
-        self.start_queued(error)
 
     def check_disk(self) -> None:
         """Kill each worker whose job wrote more than its ``disk`` limit."""
@@ -1677,8 +1682,15 @@ def _become_worker(
         server.answer(t="started", job=prefix, pid=os.getpid(), ts=_raw_monotonic())
         os.setsid()
         # The other workers' slots too: holding them would keep them taken.
+        # One of those workers may have ended since this process was forked,
+        # and its server found the slot still held (by this process): a ring
+        # once they are closed tells it to try again.
+        for fd in (*(w.slot_fd for w in server.workers.values()), *server.workers):
+            os.close(fd)
+        if server.workers:
+            server.ring()
         for fd in (server.control, server.bell_in, server.bell_out, server.parent_fd,
-                   server.roots, *server.workers, *(w.slot_fd for w in server.workers.values())):
+                   server.roots):
             if fd >= 0:
                 os.close(fd)
         # A subreaper, so that nothing its examples start escapes it; stopped

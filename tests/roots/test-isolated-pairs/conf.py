@@ -1,0 +1,2 @@
+extensions = ['sphinxext.isolated_doctest']
+isolated_doctest_jobs = 2
